@@ -1,0 +1,232 @@
+"""The per-video cache: one folder per video with a handful of files, never one file per frame.
+
+Layout of the unit for video id ``v`` under ``root``::
+
+    root/v/manifest.json   what produced the unit (source, sizes, fps, flow method + params, codec)
+                           and the byte offsets of every JPEG in the packs below
+    root/v/rgb.pack        the T RGB frames, JPEG, back to back
+    root/v/flow.pack       the T-1 forward flow fields: x JPEG, y JPEG, x JPEG, y JPEG, ...
+    root/v/flow_back.pack  (bi-directional only) the T-1 backward fields, same layout
+
+Frame t and flow t are one seek + one read each (O(1)). A unit is written under a temporary name in
+the same folder and renamed into place once complete, so it is there whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from . import __version__
+from .flow.codec import FlowCodec, decode_jpeg, encode_jpeg
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+PACKS = {"rgb": "rgb.pack", "flow": "flow.pack", "flow_back": "flow_back.pack"}
+TMP_MARK = ".tmp-"
+
+
+def unit_dir(root: str | Path, video_id: str) -> Path:
+    if not video_id or video_id.startswith("/") or ".." in Path(video_id).parts:
+        raise ValueError(f"video id must be a relative path without '..', got {video_id!r}")
+    return Path(root) / video_id
+
+
+def _tmp_name(final: Path) -> Path:
+    return final.with_name(f".{final.name}{TMP_MARK}{uuid.uuid4().hex[:8]}")
+
+
+def remove_stale(root: str | Path, video_id: str) -> None:
+    """Delete temporary folders a killed run left behind for ``video_id``."""
+    final = unit_dir(root, video_id)
+    if final.parent.is_dir():
+        for tmp in final.parent.glob(f".{final.name}{TMP_MARK}*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+class _Pack:
+    """An append-only file of JPEG blobs with their offsets."""
+
+    def __init__(self, path: Path) -> None:
+        self.file: BinaryIO = open(path, "wb")
+        self.offsets = [0]
+
+    def add(self, blob: bytes) -> None:
+        self.file.write(blob)
+        self.offsets.append(self.offsets[-1] + len(blob))
+
+
+class UnitWriter:
+    """Writes one video's unit; ``commit`` renames it into place. Use as a context manager::
+
+        with UnitWriter(root, vid, codec) as w:
+            w.add_frame(rgb); w.add_flow(flow); ...
+            w.commit({"source": ..., "fps": ...})
+
+    Leaving the block without ``commit`` (an exception) deletes the temporary folder.
+    """
+
+    def __init__(self, root: str | Path, video_id: str, codec: FlowCodec, rgb_quality: int = 95,
+                 bidirectional: bool = False) -> None:
+        self.final = unit_dir(root, video_id)
+        self.video_id, self.codec, self.rgb_quality = video_id, codec, int(rgb_quality)
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = _tmp_name(self.final)
+        self.tmp.mkdir()
+        names = ["rgb", "flow"] + (["flow_back"] if bidirectional else [])
+        self.packs = {n: _Pack(self.tmp / PACKS[n]) for n in names}
+        self.size: tuple[int, int] | None = None  # (height, width)
+
+    def add_frame(self, rgb: np.ndarray) -> None:
+        """Append frame t: ``uint8[H, W, 3]`` RGB."""
+        if self.size is None:
+            self.size = rgb.shape[:2]
+        elif rgb.shape[:2] != self.size:
+            raise ValueError(f"{self.video_id}: frame size changed from {self.size} to {rgb.shape[:2]}")
+        self.packs["rgb"].add(encode_jpeg(rgb, self.rgb_quality))
+
+    def _add_field(self, pack: str, flow: np.ndarray) -> None:
+        x, y = self.codec.encode(flow)
+        self.packs[pack].add(x)
+        self.packs[pack].add(y)
+
+    def add_flow(self, flow: np.ndarray) -> None:
+        """Append forward flow t (frame t -> t+1): ``float32[H, W, 2]`` pixels."""
+        self._add_field("flow", flow)
+
+    def add_back_flow(self, flow: np.ndarray) -> None:
+        """Append backward flow t (frame t+1 -> t): ``float32[H, W, 2]`` pixels."""
+        if "flow_back" not in self.packs:
+            raise ValueError("this unit was opened without bidirectional=True")
+        self._add_field("flow_back", flow)
+
+    def commit(self, info: dict[str, Any]) -> Path:
+        for pack in self.packs.values():
+            pack.file.close()
+        n = len(self.packs["rgb"].offsets) - 1
+        nflow = (len(self.packs["flow"].offsets) - 1) // 2
+        if n == 0 or nflow != n - 1 or any((len(p.offsets) - 1) // 2 != nflow for k, p in self.packs.items()
+                                           if k != "rgb"):
+            raise ValueError(f"{self.video_id}: {n} frames need {max(n - 1, 0)} flow fields, got {nflow}")
+        manifest = {
+            "format": FORMAT, "video_id": self.video_id, **info,
+            "num_frames": n, "height": self.size[0], "width": self.size[1],
+            "codec": self.codec.to_dict(), "rgb_quality": self.rgb_quality,
+            "bidirectional": "flow_back" in self.packs, "twostream_version": __version__,
+            "offsets": {k: p.offsets for k, p in self.packs.items()},
+        }
+        (self.tmp / MANIFEST).write_text(json.dumps(manifest))
+        if self.final.exists():  # --overwrite: move the old unit aside, then swap
+            old = _tmp_name(self.final)
+            self.final.rename(old)
+            self.tmp.rename(self.final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            self.tmp.rename(self.final)
+        return self.final
+
+    def __enter__(self) -> UnitWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        for pack in self.packs.values():
+            pack.file.close()
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def read_manifest(root: str | Path, video_id: str) -> dict[str, Any]:
+    """The manifest of a complete, valid unit; ValueError naming the video otherwise."""
+    d = unit_dir(root, video_id)
+    try:
+        manifest = json.loads((d / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{video_id}: not in the cache at {root}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{video_id}: corrupt manifest {d / MANIFEST} ({exc})") from None
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{video_id}: cache format {manifest.get('format')}, this version reads {FORMAT}")
+    for name, offsets in manifest["offsets"].items():
+        path = d / PACKS[name]
+        if not path.is_file() or path.stat().st_size != offsets[-1]:
+            raise ValueError(f"{video_id}: {path} is missing or truncated")
+    return manifest
+
+
+def is_complete(root: str | Path, video_id: str) -> bool:
+    try:
+        read_manifest(root, video_id)
+    except ValueError:
+        return False
+    return True
+
+
+def list_cached(root: str | Path) -> list[str]:
+    """Ids of every unit under ``root`` (sorted), found by their manifests."""
+    root = Path(root)
+    ids = [p.parent.relative_to(root).as_posix() for p in root.rglob(MANIFEST)]
+    return sorted(i for i in ids if TMP_MARK not in i)
+
+
+class CachedVideo:
+    """Random access to one unit: ``frame(t)``, ``flow(t)``, ``back_flow(t)``.
+
+    Files are opened per read (one ``pread``), so an instance is safe to share with DataLoader workers.
+    """
+
+    def __init__(self, root: str | Path, video_id: str, manifest: dict[str, Any] | None = None) -> None:
+        self.video_id = video_id
+        self.dir = unit_dir(root, video_id)
+        self.manifest = manifest if manifest is not None else read_manifest(root, video_id)
+        self.codec = FlowCodec(**self.manifest["codec"])
+        self._offsets = {k: np.asarray(v, dtype=np.int64) for k, v in self.manifest["offsets"].items()}
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.manifest["num_frames"])
+
+    @property
+    def num_flows(self) -> int:
+        return self.num_frames - 1
+
+    @property
+    def bidirectional(self) -> bool:
+        return "flow_back" in self._offsets
+
+    def _blob(self, pack: str, i: int) -> bytes:
+        offsets = self._offsets[pack]
+        start, end = int(offsets[i]), int(offsets[i + 1])
+        fd = os.open(self.dir / PACKS[pack], os.O_RDONLY)
+        try:
+            return os.pread(fd, end - start, start)
+        finally:
+            os.close(fd)
+
+    def _check(self, t: int, n: int, what: str) -> None:
+        if not 0 <= t < n:
+            raise IndexError(f"{self.video_id}: {what} index {t} out of range 0..{n - 1}")
+
+    def frame(self, t: int) -> np.ndarray:
+        """Frame t: ``uint8[H, W, 3]`` RGB."""
+        self._check(t, self.num_frames, "frame")
+        return decode_jpeg(self._blob("rgb", t), color=True)
+
+    def _field(self, pack: str, t: int) -> np.ndarray:
+        self._check(t, self.num_flows, "flow")
+        return self.codec.decode(self._blob(pack, 2 * t), self._blob(pack, 2 * t + 1))
+
+    def flow(self, t: int) -> np.ndarray:
+        """Forward flow t (frame t -> t+1): ``float32[H, W, 2]`` pixels."""
+        return self._field("flow", t)
+
+    def back_flow(self, t: int) -> np.ndarray:
+        """Backward flow t (frame t+1 -> t): ``float32[H, W, 2]`` pixels."""
+        if not self.bidirectional:
+            raise ValueError(f"{self.video_id}: extracted without --bidirectional, no backward flow")
+        return self._field("flow_back", t)

@@ -1,0 +1,92 @@
+"""``twostream <command>``: a thin front end over the library's functions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from .extract import ExtractOptions, extract_all, find_videos, parse_shard, shard, write_report
+
+    videos = find_videos(args.src)
+    if args.shard:
+        videos = shard(videos, *parse_shard(args.shard))
+    params = json.loads(args.flow_params) if args.flow_params else {}
+    if args.flow == "dis" and args.preset:
+        params.setdefault("preset", args.preset)
+    options = ExtractOptions(flow_method=args.flow, flow_params=params, short_side=args.short_side,
+                             bidirectional=args.bidirectional, bound=args.bound,
+                             flow_quality=args.quality, rgb_quality=args.rgb_quality)
+    results = extract_all(videos, args.out, options, workers=args.workers, overwrite=args.overwrite,
+                          progress=not args.quiet)
+    if args.report:
+        write_report(results, args.report)
+    failed = [r for r in results if r.status == "failed"]
+    ok = sum(r.status == "ok" for r in results)
+    skipped = sum(r.status == "skipped" for r in results)
+    print(f"{ok} extracted, {skipped} already complete, {len(failed)} failed -> {args.out}")
+    for r in failed:
+        print(f"FAILED {r.source}: {r.reason}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .cache import list_cached, read_manifest
+
+    ids = list_cached(args.cache)
+    frames = 0
+    for vid in ids:
+        m = read_manifest(args.cache, vid)
+        frames += m["num_frames"]
+        if args.verbose:
+            print(f"{vid}: {m['num_frames']} frames {m['width']}x{m['height']} @ {m['fps']:.2f} fps, "
+                  f"flow {m['flow']['method']}")
+    size = sum(p.stat().st_size for p in Path(args.cache).rglob("*") if p.is_file())
+    print(f"{args.cache}: {len(ids)} videos, {frames} frames, {size / 2**20:.1f} MiB")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="twostream", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("extract", help="decode videos and cache RGB frames + optical flow per video")
+    p.add_argument("src", help="folder of videos (recursive) or a text file listing video paths")
+    p.add_argument("out", help="cache folder")
+    p.add_argument("--flow", default="dis", choices=["dis", "farneback", "tvl1"])
+    p.add_argument("--preset", default="medium", choices=["ultrafast", "fast", "medium"],
+                   help="DIS preset (default medium)")
+    p.add_argument("--flow-params", help='JSON of estimator parameters, e.g. \'{"winsize": 21}\'')
+    p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    p.add_argument("--shard", help="I/N: process only shard I of N (0-based)")
+    p.add_argument("--short-side", type=int, default=256, help="rescale so the short side is this (0 keeps)")
+    p.add_argument("--bidirectional", action="store_true", help="also store backward flow")
+    p.add_argument("--bound", type=float, default=20.0, help="flow clipped to +-bound px before JPEG")
+    p.add_argument("--quality", type=int, default=95, help="flow JPEG quality")
+    p.add_argument("--rgb-quality", type=int, default=95, help="RGB JPEG quality")
+    p.add_argument("--overwrite", action="store_true", help="re-extract complete units too")
+    p.add_argument("--report", help="write a JSON report here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_extract)
+
+    p = sub.add_parser("info", help="summarise a cache")
+    p.add_argument("cache")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        print(f"twostream {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Resumable, sharded, parallel preprocessing: videos -> per-video cache units (RGB + flow)."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+from tqdm import tqdm
+
+from .cache import UnitWriter, read_manifest, remove_stale, unit_dir
+from .flow import build_flow, iter_flow
+from .flow.base import FlowEstimator
+from .flow.codec import FlowCodec
+from .io import atomic_write_text
+from .video import VIDEO_EXTENSIONS, VideoError, iter_frames
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    flow_method: str = "dis"
+    flow_params: dict[str, Any] = field(default_factory=dict)
+    short_side: int = 256
+    bidirectional: bool = False
+    bound: float = 20.0
+    flow_quality: int = 95
+    rgb_quality: int = 95
+
+    def recorded(self) -> dict[str, Any]:
+        """What a unit must match to be reused by a re-run (method and parameters, codec, size)."""
+        flow = build_flow(self.flow_method, **self.flow_params)
+        return {"flow": {"method": flow.name, "params": flow.params()}, "short_side": self.short_side,
+                "codec": FlowCodec(self.bound, self.flow_quality).to_dict(),
+                "rgb_quality": self.rgb_quality, "bidirectional": self.bidirectional}
+
+
+@dataclass
+class VideoResult:
+    video_id: str
+    source: str
+    status: str  # "ok", "skipped" (already complete) or "failed"
+    reason: str = ""
+    frames: int = 0
+    seconds: float = 0.0
+
+
+def find_videos(src: str | Path) -> list[tuple[str, Path]]:
+    """(video id, path) pairs, sorted by id.
+
+    ``src`` is a folder (searched recursively; the id is the path relative to it without extension)
+    or a text file with one video path per line (relative paths are relative to the file's folder;
+    the id is that relative path without extension, or the file name's stem for paths outside it).
+    """
+    src = Path(src)
+    if src.is_dir():
+        paths = [p for p in src.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()
+                 and not p.name.startswith(".")]
+        pairs = [(p.relative_to(src).with_suffix("").as_posix(), p) for p in paths]
+    elif src.is_file():
+        pairs = []
+        for line in src.read_text().splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            p = Path(line) if Path(line).is_absolute() else src.parent / line
+            try:
+                vid = p.relative_to(src.parent).with_suffix("").as_posix()
+            except ValueError:
+                vid = p.stem
+            pairs.append((vid, p))
+    else:
+        raise FileNotFoundError(f"{src}: neither a folder of videos nor a list file")
+    seen: dict[str, Path] = {}
+    for vid, p in pairs:
+        if vid in seen:
+            raise ValueError(f"two videos map to the id {vid!r}: {seen[vid]} and {p}")
+        seen[vid] = p
+    return sorted(pairs)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """"I/N" -> (i, n) with 0 <= i < n."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"shard must look like I/N (e.g. 0/4), got {text!r}") from None
+    if not 0 <= i < n:
+        raise ValueError(f"shard I/N needs 0 <= I < N, got {text!r}")
+    return i, n
+
+
+def shard(videos: Sequence[tuple[str, Path]], index: int, count: int) -> list[tuple[str, Path]]:
+    """Shard ``index`` of ``count``: the videos whose id hashes (CRC-32) to it. Deterministic on every
+    machine, and a video keeps its shard when others are added to or removed from the list."""
+    return [v for v in videos if zlib.crc32(v[0].encode()) % count == index]
+
+
+_ESTIMATORS: dict[str, FlowEstimator] = {}
+
+
+def _estimator(options: ExtractOptions) -> FlowEstimator:
+    key = json.dumps([options.flow_method, options.flow_params], sort_keys=True)
+    if key not in _ESTIMATORS:  # one per process: DIS/TV-L1 objects hold buffers worth reusing
+        _ESTIMATORS[key] = build_flow(options.flow_method, **options.flow_params)
+    return _ESTIMATORS[key]
+
+
+def extract_video(video_id: str, path: str | Path, out: str | Path, options: ExtractOptions,
+                  overwrite: bool = False) -> VideoResult:
+    """Decode, rescale, compute flow, encode and write one unit. Never raises for a bad video:
+    the failure is returned with its reason."""
+    start = time.perf_counter()
+    result = VideoResult(video_id, str(path), "ok")
+    try:
+        if not overwrite and unit_dir(out, video_id).exists():
+            try:
+                manifest = read_manifest(out, video_id)
+            except ValueError:
+                manifest = None  # incomplete or corrupt: extract again
+            if manifest is not None:
+                wanted = options.recorded()
+                have = {k: manifest.get(k) for k in wanted}
+                if have != wanted:
+                    diff = sorted(k for k in wanted if have[k] != wanted[k])
+                    raise ValueError(f"cached with other settings ({', '.join(diff)}); use --overwrite")
+                result.status, result.frames = "skipped", manifest["num_frames"]
+                return result
+        remove_stale(out, video_id)
+        info, frames = iter_frames(path, options.short_side)
+        estimator = _estimator(options)
+        codec = FlowCodec(options.bound, options.flow_quality)
+        with UnitWriter(out, video_id, codec, options.rgb_quality, options.bidirectional) as writer:
+
+            def tee():  # write every frame as the flow stream consumes it
+                for frame in frames:
+                    writer.add_frame(frame)
+                    yield frame
+
+            for fwd, bwd in iter_flow(tee(), estimator, options.bidirectional):
+                writer.add_flow(fwd)
+                if bwd is not None:
+                    writer.add_back_flow(bwd)
+            n = len(writer.packs["rgb"].offsets) - 1
+            if n < 2:
+                raise VideoError(f"{path}: {n} frame(s); flow needs at least 2")
+            writer.commit({"source": str(path), "fps": info.fps, "codec_name": info.codec,
+                           "source_width": info.source_width, "source_height": info.source_height,
+                           **{k: v for k, v in options.recorded().items() if k != "codec"}})
+            result.frames = n
+    except (VideoError, ValueError, OSError) as exc:
+        result.status, result.reason = "failed", str(exc)
+    result.seconds = round(time.perf_counter() - start, 3)
+    return result
+
+
+def _worker_init() -> None:
+    cv2.setNumThreads(1)  # one process per core does better than threads fighting over the cores
+
+
+def _run_one(args: tuple) -> VideoResult:
+    return extract_video(*args)
+
+
+def extract_all(videos: Sequence[tuple[str, Path]], out: str | Path, options: ExtractOptions,
+                workers: int = 1, overwrite: bool = False, progress: bool = True) -> list[VideoResult]:
+    """Extract every video (skipping complete units unless ``overwrite``); results in input order."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    options.recorded()  # fail now, not once per video, on a bad method or parameter
+    Path(out).mkdir(parents=True, exist_ok=True)
+    jobs = [(vid, path, out, options, overwrite) for vid, path in videos]
+    results: dict[str, VideoResult] = {}
+    bar = tqdm(total=len(jobs), unit="video", disable=not progress, dynamic_ncols=True)
+    frames, start = 0, time.perf_counter()
+
+    def done(r: VideoResult) -> None:
+        nonlocal frames
+        results[r.video_id] = r
+        frames += r.frames if r.status == "ok" else 0
+        bar.set_postfix(fps=f"{frames / max(time.perf_counter() - start, 1e-9):.0f}",
+                        failed=sum(x.status == "failed" for x in results.values()))
+        bar.update()
+
+    try:
+        if workers == 1:
+            for job in jobs:
+                done(_run_one(job))
+        else:
+            # spawn, not fork: OpenCV's and FFmpeg's thread pools do not survive a fork safely
+            with mp.get_context("spawn").Pool(workers, initializer=_worker_init) as pool:
+                for r in pool.imap_unordered(_run_one, jobs, chunksize=1):
+                    done(r)
+    finally:
+        bar.close()
+    return [results[vid] for vid, _ in videos if vid in results]
+
+
+def write_report(results: Sequence[VideoResult], path: str | Path) -> None:
+    """JSON report: a summary and, per video, status, reason, frames and seconds."""
+    summary = {s: sum(r.status == s for r in results) for s in ("ok", "skipped", "failed")}
+    summary["frames"] = sum(r.frames for r in results if r.status == "ok")
+    summary["seconds"] = round(sum(r.seconds for r in results), 3)
+    atomic_write_text(path, json.dumps({"summary": summary, "videos": [asdict(r) for r in results]},
+                                       indent=1))

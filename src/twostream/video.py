@@ -1,0 +1,129 @@
+"""Video decoding with PyAV: every frame, in order, as uint8 RGB, rescaled so the short side is fixed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv")
+
+
+class VideoError(RuntimeError):
+    """A video that cannot be decoded; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    width: int  # after rescaling
+    height: int
+    fps: float
+    codec: str
+    source_width: int
+    source_height: int
+
+
+def output_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
+    """(width, height) after rescaling so that min(width, height) == short_side, aspect kept.
+
+    ``short_side`` None or 0 keeps the source size.
+    """
+    if width <= 0 or height <= 0:
+        raise ValueError(f"frame size must be positive, got {width}x{height}")
+    if not short_side:
+        return width, height
+    if short_side < 0:
+        raise ValueError(f"short_side must be positive, got {short_side}")
+    scale = short_side / min(width, height)
+    if width <= height:
+        return short_side, max(1, round(height * scale))
+    return max(1, round(width * scale)), short_side
+
+
+def _open(path: str | Path) -> av.container.InputContainer:
+    path = Path(path)
+    if not path.is_file():
+        raise VideoError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: empty file")
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+        raise VideoError(f"{path}: not a readable video ({exc})") from exc
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{path}: no video stream")
+    return container
+
+
+def iter_frames(path: str | Path, short_side: int | None = 256) -> tuple[VideoInfo, Iterator[np.ndarray]]:
+    """Open ``path`` and return its info and an iterator over frames ``uint8[H, W, 3]`` (RGB).
+
+    Frames come in the decoder's output order, which is presentation order; timestamps are never used
+    to seek or drop frames, so files with broken or missing timestamps still yield every frame.
+    Raises VideoError (naming the file) when the file cannot be opened, and while iterating when the
+    stream is corrupt or holds no frame at all.
+    """
+    container = _open(path)
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"  # frame/slice threads inside FFmpeg: decoding is rarely the bottleneck then
+    ctx = stream.codec_context
+    src_w, src_h = ctx.width, ctx.height
+    if not src_w or not src_h:
+        container.close()
+        raise VideoError(f"{path}: video stream has no frame size")
+    width, height = output_size(src_w, src_h, short_side)
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    fps = float(rate) if rate else 0.0
+    info = VideoInfo(str(path), width, height, fps, ctx.name, src_w, src_h)
+
+    def frames() -> Iterator[np.ndarray]:
+        count = 0
+        try:
+            for frame in container.decode(stream):
+                # swscale resizes (bilinear) and converts to RGB in one pass.
+                yield frame.to_ndarray(format="rgb24", width=width, height=height)
+                count += 1
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"{path}: decoding failed after {count} frames ({exc})") from exc
+        finally:
+            container.close()
+        if count == 0:
+            raise VideoError(f"{path}: no decodable video frames")
+
+    return info, frames()
+
+
+def read_video(path: str | Path, short_side: int | None = 256) -> tuple[np.ndarray, VideoInfo]:
+    """Decode a whole video: ``uint8[T, H, W, 3]`` RGB frames and its info."""
+    info, frames = iter_frames(path, short_side)
+    return np.stack(list(frames)), info
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: float = 25.0, codec: str = "libx264",
+                crf: int = 12) -> None:
+    """Write ``uint8[T, H, W, 3]`` RGB frames to a video file (used by the synthetic generator and tests).
+
+    Written to a temporary name and renamed, so a killed run leaves no half-written video.
+    """
+    path = Path(path)
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8[T, H, W, 3], got {frames.dtype}{list(frames.shape)}")
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    options = {"crf": str(crf), "preset": "veryfast"} if codec == "libx264" else {}
+    with av.open(str(tmp), mode="w") as container:
+        stream = container.add_stream(codec, rate=round(fps) if float(fps).is_integer() else fps,
+                                      options=options)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        if codec != "libx264":
+            stream.bit_rate = 8_000_000  # near-lossless for the small frames written here
+        for array in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        container.mux(stream.encode())
+    tmp.replace(path)

@@ -1,0 +1,55 @@
+"""Shared fixtures. Tests that read the real data in ../shared/data say so in their name
+(``shared_data``) and are skipped where it is absent (a user's machine)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"real data not found at {SHARED}")
+    return SHARED
+
+
+def texture(height: int, width: int, seed: int = 0, blur: float = 2.0) -> np.ndarray:
+    """A smooth random grey texture, uint8[H, W], with structure at several scales (good for flow)."""
+    rng = np.random.default_rng(seed)
+    noise = rng.random((height, width)).astype(np.float32)
+    img = cv2.GaussianBlur(noise, (0, 0), blur) + 0.5 * cv2.GaussianBlur(noise, (0, 0), blur * 3)
+    img = (img - img.min()) / (img.max() - img.min())
+    return (img * 255).astype(np.uint8)
+
+
+def shift(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """The image translated by (dx, dy) px with bilinear interpolation: flow from image to it is (dx, dy)."""
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(image, m, image.shape[1::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def moving_frames(n: int, height: int = 48, width: int = 64, dx: float = 1.0, dy: float = 0.0,
+                  seed: int = 0) -> np.ndarray:
+    """uint8[n, H, W, 3]: a colour texture translating by (dx, dy) px per frame."""
+    base = np.stack([texture(height, width, seed + c) for c in range(3)], axis=-1)
+    return np.stack([shift(base, dx * t, dy * t) for t in range(n)])
+
+
+@pytest.fixture
+def tiny_videos(tmp_path: Path):
+    """Write tiny real video files: ``make(name, frames=12, **kw) -> Path``."""
+    from twostream.video import write_video
+
+    def make(name: str, frames: int = 12, **kw) -> Path:
+        path = tmp_path / "videos" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_video(path, moving_frames(frames, **kw), fps=25, codec="mpeg4" if path.suffix == ".avi" else "libx264")
+        return path
+
+    return make

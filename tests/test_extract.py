@@ -1,0 +1,135 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from twostream.cache import CachedVideo, list_cached, unit_dir
+from twostream.cli import main
+from twostream.extract import ExtractOptions, extract_all, find_videos, parse_shard, shard
+
+FAST = ExtractOptions(flow_params={"preset": "ultrafast"}, short_side=0)
+
+
+def test_find_videos_folder_and_list(tiny_videos, tmp_path):
+    a = tiny_videos("walk/a.mp4")
+    tiny_videos("run/b.avi")
+    (a.parent / "notes.txt").write_text("not a video")
+    root = a.parent.parent
+    assert [v for v, _ in find_videos(root)] == ["run/b", "walk/a"]
+    listing = root / "list.txt"
+    listing.write_text("walk/a.mp4\n\n# comment\nrun/b.avi\n")
+    assert [v for v, _ in find_videos(listing)] == ["run/b", "walk/a"]
+    with pytest.raises(FileNotFoundError):
+        find_videos(tmp_path / "nowhere")
+
+
+def test_shards_partition_deterministically():
+    videos = [(f"c{i % 7}/v{i}", Path(f"v{i}.avi")) for i in range(200)]
+    parts = [shard(videos, i, 4) for i in range(4)]
+    assert sorted(sum(parts, [])) == sorted(videos)
+    assert all(20 < len(p) < 80 for p in parts)
+    assert shard(videos[:50], 1, 4) == [v for v in parts[1] if v in videos[:50]]  # stable under list changes
+    assert parse_shard("2/5") == (2, 5)
+    for bad in ("5/5", "x", "1/0"):
+        with pytest.raises(ValueError, match="shard"):
+            parse_shard(bad)
+
+
+def test_extract_writes_flow_that_follows_the_motion(tiny_videos, tmp_path):
+    path = tiny_videos("v.mp4", frames=8, dx=2.0, height=64, width=96)
+    [r] = extract_all([("v", path)], tmp_path / "cache", ExtractOptions(short_side=0, bidirectional=True),
+                      progress=False)
+    assert (r.status, r.frames) == ("ok", 8)
+    video = CachedVideo(tmp_path / "cache", "v")
+    assert video.num_flows == 7
+    assert video.flow(3)[16:-16, 16:-16, 0].mean() == pytest.approx(2.0, abs=0.4)
+    assert video.back_flow(3)[16:-16, 16:-16, 0].mean() == pytest.approx(-2.0, abs=0.4)
+    assert video.manifest["flow"]["method"] == "dis" and video.manifest["flow"]["params"]["preset"] == "medium"
+
+
+def test_bad_inputs_are_reported_and_the_rest_extracted(tiny_videos, tmp_path, capsys):
+    good = tiny_videos("good.mp4")
+    tiny_videos("good2.avi")
+    d = good.parent
+    (d / "empty.mp4").write_bytes(b"")
+    (d / "text.avi").write_text("hello" * 50)
+    (d / "truncated.mp4").write_bytes(good.read_bytes()[:300])
+    single = d / "single.mp4"
+    from twostream.video import write_video
+    from conftest import moving_frames
+    write_video(single, moving_frames(1))
+    report = tmp_path / "report.json"
+    code = main(["extract", str(d), str(tmp_path / "c"), "--quiet", "--report", str(report)])
+    assert code == 1
+    rep = json.loads(report.read_text())
+    status = {v["video_id"]: v for v in rep["videos"]}
+    assert status["good"]["status"] == status["good2"]["status"] == "ok"
+    for bad in ("empty", "text", "truncated", "single"):
+        assert status[bad]["status"] == "failed" and f"{bad}." in status[bad]["reason"], status[bad]
+    assert rep["summary"]["ok"] == 2 and rep["summary"]["failed"] == 4
+    assert list_cached(tmp_path / "c") == ["good", "good2"]
+    err = capsys.readouterr().err
+    assert "FAILED" in err and "empty.mp4" in err
+
+
+def test_rerun_skips_complete_units_and_refuses_other_settings(tiny_videos, tmp_path):
+    path = tiny_videos("a.mp4")
+    out = tmp_path / "c"
+    assert extract_all([("a", path)], out, FAST, progress=False)[0].status == "ok"
+    before = (unit_dir(out, "a") / "manifest.json").stat().st_mtime_ns
+    assert extract_all([("a", path)], out, FAST, progress=False)[0].status == "skipped"
+    assert (unit_dir(out, "a") / "manifest.json").stat().st_mtime_ns == before
+    other = ExtractOptions(flow_method="farneback", short_side=0)
+    r = extract_all([("a", path)], out, other, progress=False)[0]
+    assert r.status == "failed" and "flow" in r.reason and "--overwrite" in r.reason
+    r = extract_all([("a", path)], out, other, overwrite=True, progress=False)[0]
+    assert r.status == "ok" and CachedVideo(out, "a").manifest["flow"]["method"] == "farneback"
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    snap = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            data = p.read_bytes()
+            if p.name == "manifest.json":  # drop nothing but keep it comparable
+                data = json.dumps(json.loads(data), sort_keys=True).encode()
+            snap[p.relative_to(root).as_posix()] = data
+    return snap
+
+
+def test_resume_after_sigkill_gives_the_uninterrupted_cache(tiny_videos, tmp_path):
+    for i in range(8):
+        tiny_videos(f"c{i % 2}/v{i}.mp4", frames=40, height=96, width=128, seed=i)
+    src = tmp_path / "videos"
+    cmd = [sys.executable, "-m", "twostream.cli", "extract", str(src), "--quiet", "--short-side", "0"]
+    subprocess.run(cmd + [str(tmp_path / "ref")], check=True, capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(cmd + [str(killed), "--workers", "2"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 60
+    while len(list_cached(killed)) < 2 and time.time() < deadline:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole group: the parent and its workers
+    proc.wait()
+    done = len(list_cached(killed))
+    assert 2 <= done < 8, "the kill should land mid-run"
+    subprocess.run(cmd + [str(killed)], check=True, capture_output=True)
+    assert _snapshot(killed) == _snapshot(tmp_path / "ref")
+
+
+def test_extract_real_clips_shared_data(shared_data, tmp_path):
+    clips = shared_data / "clips" / "ucf101"
+    listing = tmp_path / "list.txt"
+    listing.write_text("\n".join(str(p) for p in sorted(clips.iterdir())[:2]))
+    results = extract_all(find_videos(listing), tmp_path / "c", FAST, workers=2, progress=False)
+    assert [r.status for r in results] == ["ok", "ok"]
+    v = CachedVideo(tmp_path / "c", "v_Basketball_g01_c01")
+    assert v.num_frames == 141 and v.frame(140).shape == (240, 320, 3)
+    assert np.abs(v.flow(70)).max() > 0.5  # the players move
