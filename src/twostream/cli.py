@@ -49,6 +49,47 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from .synth import SynthOptions, generate
+
+    options = SynthOptions(appearances=args.appearances, motions=args.motions,
+                           videos_per_class=args.videos_per_class, frames=args.frames,
+                           width=args.size[0], height=args.size[1], seed=args.seed,
+                           camera_jitter=args.camera_jitter)
+    classes = generate(args.out, options, progress=not args.quiet)
+    print(f"{len(classes)} classes x {options.videos_per_class} videos -> {args.out} (UCF-101 layout, split 1)")
+    return 0
+
+
+def _cmd_splits(args: argparse.Namespace) -> int:
+    from .data.splits import available_folds, load_split, missing_videos
+
+    folds = [args.fold] if args.fold else available_folds(args.kind, args.path) or [1]
+    status = 0
+    for fold in folds:
+        split = load_split(args.kind, args.path, fold)
+        print(f"{split.name}: {len(split.classes)} classes, {len(split.train)} train, {len(split.test)} test")
+        if args.classes:
+            print("  " + " ".join(split.classes))
+        if args.cache:
+            for part in ("train", "test"):
+                missing = missing_videos(split.samples(part), args.cache)
+                if missing:
+                    status = 1
+                    print(f"  {len(missing)} {part} videos missing from {args.cache}:")
+                    print("".join(f"    {v}\n" for v in missing), end="")
+                else:
+                    print(f"  every {part} video is in {args.cache}")
+    return status
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(args.out, workers=args.workers)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="twostream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +117,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("cache")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("synth", help="generate a synthetic action data set (real videos, UCF-101 layout)")
+    p.add_argument("out")
+    p.add_argument("--appearances", type=int, default=2, help="colours at equal luminance (default 2)")
+    p.add_argument("--motions", type=int, default=3, help="first N of Right Left Rotate Zoom Up Down Oscillate")
+    p.add_argument("--videos-per-class", type=int, default=12)
+    p.add_argument("--frames", type=int, default=32)
+    p.add_argument("--size", type=int, nargs=2, default=(160, 128), metavar=("W", "H"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--camera-jitter", type=float, default=0.0, help="px std of a per-frame camera shake")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("splits", help="print the classes and train/test counts of a split")
+    p.add_argument("kind", choices=["ucf101", "hmdb51", "folder", "csv"])
+    p.add_argument("path", help="split-file folder (ucf101, hmdb51), class-folder root, or CSV file")
+    p.add_argument("--fold", type=int, help="1..3 (default: every fold present)")
+    p.add_argument("--cache", help="also list the videos missing from this cache")
+    p.add_argument("--classes", action="store_true", help="print the class names too")
+    p.set_defaults(func=_cmd_splits)
+
+    p = sub.add_parser("demo", help="the end-to-end demo on generated videos (what `make demo` runs)")
+    p.add_argument("out", nargs="?", default="demo-run")
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=_cmd_demo)
     return parser
 
 

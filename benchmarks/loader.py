@@ -1,0 +1,58 @@
+"""Training-loader throughput: samples/s of both streams (224 crops, L = 10) with 0, 1 and 2 DataLoader
+workers, on the real UCF-101 clips (extracted first with DIS fast). Needs ../shared/data/clips/ucf101.
+
+    python benchmarks/loader.py [--json FILE] [--batches 10] [--batch-size 32]
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+
+import torch
+from torch.utils.data import DataLoader
+
+from _common import data_dir, finish, parser, table
+from twostream.data.datasets import SpatialDataset, TemporalDataset, TemporalOptions
+from twostream.data.sampling import ClassBalancedSampler
+from twostream.data.splits import Sample
+from twostream.extract import ExtractOptions, extract_all, find_videos
+
+
+def throughput(dataset, workers: int, batches: int, batch_size: int) -> float:
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers,
+                        sampler=ClassBalancedSampler(dataset.labels, seed=0), persistent_workers=False)
+    it = iter(loader)
+    next(it)  # worker start-up is not throughput
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    return batches * batch_size / (time.perf_counter() - start)
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--batches", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=32)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    videos = find_videos(data_dir("clips/ucf101"))
+    classes = sorted({vid.split("_")[1] for vid, _ in videos})
+    samples = [Sample(vid, classes.index(vid.split("_")[1])) for vid, _ in videos]
+    figures, rows = {}, []
+    with tempfile.TemporaryDirectory() as cache:
+        extract_all(videos, cache, ExtractOptions(flow_params={"preset": "fast"}), workers=2, progress=False)
+        streams = {"spatial": SpatialDataset(samples, cache, "train"),
+                   "temporal (L=10)": TemporalDataset(samples, cache, "train", options=TemporalOptions(10)),
+                   "temporal trajectory": TemporalDataset(samples, cache, "train",
+                                                          options=TemporalOptions(10, stacking="trajectory"))}
+        for name, ds in streams.items():
+            for workers in (0, 1, 2):
+                sps = throughput(ds, workers, args.batches, args.batch_size)
+                figures[f"{name}/{workers}"] = sps
+                rows.append([name, workers, sps])
+    finish(args, figures, table(["stream", "workers", "samples/s"], rows))
+
+
+if __name__ == "__main__":
+    main()

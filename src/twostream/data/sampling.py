@@ -1,0 +1,109 @@
+"""Pure index functions: which frames, flow fields and crops a sample uses. No I/O, no torch.
+
+Conventions: a video has ``T`` frames and ``T - 1`` forward flow fields (field t maps frame t to t+1);
+with bi-directional extraction, backward field t maps frame t+1 back to frame t.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def num_positions(num_items: int, length: int = 1) -> int:
+    """How many starts a window of ``length`` items has in ``num_items`` (at least 1: short videos
+    are padded)."""
+    if num_items < 1:
+        raise ValueError(f"need at least one item, got {num_items}")
+    return max(num_items - length + 1, 1)
+
+
+def stack_indices(start: int, length: int, num_flows: int) -> np.ndarray:
+    """Flow fields ``start, start+1, ..., start+length-1``; past either end the edge field is repeated
+    (videos with fewer than length+1 frames)."""
+    return np.clip(np.arange(start, start + length), 0, num_flows - 1)
+
+
+def bidirectional_indices(position: int, length: int, num_flows: int) -> tuple[np.ndarray, np.ndarray]:
+    """(forward, backward) field indices for the bi-directional stack at ``position`` (0-based, as from
+    ``num_positions(num_flows, length)``): with tau = position + length/2, the length/2 forward fields
+    from frame tau to tau + length/2 and the length/2 backward fields from frame tau - length/2 to tau."""
+    if length % 2:
+        raise ValueError(f"bi-directional stacks need an even length, got {length}")
+    half = length // 2
+    tau = position + half
+    return stack_indices(tau, half, num_flows), stack_indices(tau - half, half, num_flows)
+
+
+def evenly_spaced(n: int, count: int) -> np.ndarray:
+    """``count`` positions spread evenly over ``range(n)``: the centres of ``count`` equal segments
+    (repeating positions when n < count)."""
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    return np.floor((np.arange(count) + 0.5) * n / count).astype(np.int64)
+
+
+def random_crop(height: int, width: int, size: int, rng: np.random.Generator) -> tuple[int, int]:
+    """Top-left (y, x) of a ``size`` x ``size`` crop drawn uniformly from anywhere in the frame."""
+    _check_crop(height, width, size)
+    return int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
+
+
+def center_crop(height: int, width: int, size: int) -> tuple[int, int]:
+    _check_crop(height, width, size)
+    return (height - size) // 2, (width - size) // 2
+
+
+def five_crops(height: int, width: int, size: int) -> list[tuple[int, int]]:
+    """Top-left corners of the four corner crops (TL, TR, BL, BR) and the centre crop."""
+    _check_crop(height, width, size)
+    b, r = height - size, width - size
+    return [(0, 0), (0, r), (b, 0), (b, r), center_crop(height, width, size)]
+
+
+def _check_crop(height: int, width: int, size: int) -> None:
+    if size > height or size > width:
+        raise ValueError(f"crop {size} is larger than the frame {width}x{height}")
+
+
+@dataclass(frozen=True)
+class ClassBalancedSampler:
+    """Training keys ``(video index, sample seed)``: each sample draws its class uniformly, then a video
+    of that class uniformly (the paper's class-balanced batches).
+
+    Sample k is a pure function of (seed, k), so a resumed run sees exactly the samples it would have
+    seen, whatever the number of DataLoader workers; under DDP rank r of w takes k = r, r + w, ...
+    Iterates forever from ``start`` (the number of samples already drawn by this rank).
+    """
+
+    labels: Sequence[int]
+    seed: int = 0
+    start: int = 0
+    rank: int = 0
+    world_size: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.labels:
+            raise ValueError("the sampler needs at least one video")
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank must be in 0..{self.world_size - 1}, got {self.rank}")
+
+    def _by_class(self) -> list[np.ndarray]:
+        labels = np.asarray(self.labels)
+        return [np.flatnonzero(labels == c) for c in np.unique(labels)]
+
+    def key(self, k: int, by_class: list[np.ndarray] | None = None) -> tuple[int, int]:
+        """The key of global sample number ``k``."""
+        by_class = by_class if by_class is not None else self._by_class()
+        rng = np.random.default_rng([self.seed, k])
+        videos = by_class[rng.integers(len(by_class))]
+        return int(videos[rng.integers(len(videos))]), int(rng.integers(2**31))
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        by_class = self._by_class()
+        k = self.start * self.world_size + self.rank
+        while True:
+            yield self.key(k, by_class)
+            k += self.world_size

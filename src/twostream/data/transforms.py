@@ -1,0 +1,80 @@
+"""Array transforms of both streams' inputs (numpy, channels first): crops, flips, flow stacking."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from .sampling import five_crops
+
+# ImageNet statistics: the spatial stream starts from ImageNet weights, so its input is normalised alike.
+RGB_MEAN = np.float32([0.485, 0.456, 0.406])
+RGB_STD = np.float32([0.229, 0.224, 0.225])
+# AlexNet-style PCA lighting noise ("RGB jitter"): the ImageNet pixel covariance's eigen-decomposition.
+_EIGVAL = np.float32([0.2175, 0.0188, 0.0045])
+_EIGVEC = np.float32([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]])
+
+
+def rgb_to_input(frame: np.ndarray, jitter: float = 0.0, rng: np.random.Generator | None = None) -> np.ndarray:
+    """``uint8[H, W, 3]`` -> normalised ``float32[3, H, W]``; with ``jitter`` > 0, PCA lighting noise of
+    that standard deviation is added first (one colour shift for the whole frame)."""
+    x = frame.astype(np.float32) * np.float32(1 / 255)
+    if jitter > 0:
+        alpha = rng.normal(0, jitter, 3).astype(np.float32)
+        x = x + _EIGVEC @ (alpha * _EIGVAL)
+    return ((x - RGB_MEAN) / RGB_STD).transpose(2, 0, 1)
+
+
+def flow_sign(num_fields: int) -> np.ndarray:
+    """``float32[2L]``: -1 on the x channels, +1 on the y channels (what a horizontal flip does)."""
+    return np.tile(np.float32([-1, 1]), num_fields)
+
+
+def trajectory_resample(fields: np.ndarray) -> np.ndarray:
+    """Trajectory stacking: ``float32[L, H, W, 2]`` -> the same shape where field k at pixel p is
+    sampled (bilinearly) at p_k, the point reached from p by following the previous fields:
+    p_1 = p, p_{k+1} = p_k + d_k(p_k). Points leaving the frame take the border's value."""
+    h, w = fields.shape[1:3]
+    px, py = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    out = np.empty_like(fields)
+    for k, field in enumerate(fields):
+        out[k] = field if k == 0 else cv2.remap(field, px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        px = px + out[k][..., 0]
+        py = py + out[k][..., 1]
+    return out
+
+
+def flow_to_input(fields: np.ndarray, mean_subtraction: bool = True) -> np.ndarray:
+    """``float32[L, H, W, 2]`` -> ``float32[2L, H, W]`` with channels x_0, y_0, x_1, y_1, ...; with
+    ``mean_subtraction`` each field's mean vector over the frame is subtracted first (a cheap
+    camera-motion compensation, as in the paper)."""
+    if mean_subtraction:
+        fields = fields - fields.mean(axis=(1, 2), keepdims=True)
+    return np.ascontiguousarray(fields.transpose(0, 3, 1, 2).reshape(-1, *fields.shape[1:3]))
+
+
+def crop_flip(x: np.ndarray, y0: int, x0: int, size: int, flip: bool, sign: np.ndarray | None = None
+              ) -> np.ndarray:
+    """Crop ``[C, H, W]`` at (y0, x0) to ``[C, size, size]``; when ``flip``, mirror it horizontally and
+    multiply channel c by ``sign[c]`` (flow: x channels change sign)."""
+    out = x[:, y0:y0 + size, x0:x0 + size]
+    if flip:
+        out = out[:, :, ::-1]
+        if sign is not None:
+            out = out * sign[:, None, None]
+    return np.ascontiguousarray(out)
+
+
+def ten_crop(x: torch.Tensor, size: int, sign: Sequence[float] | None = None) -> torch.Tensor:
+    """The paper's test crops: ``Tensor[P, C, H, W]`` -> ``Tensor[P * 10, C, size, size]``, position-major;
+    per position the 4 corners (TL, TR, BL, BR) and the centre, then the same five mirrored (x channels
+    of flow negated through ``sign``)."""
+    boxes = five_crops(x.shape[-2], x.shape[-1], size)
+    crops = torch.stack([x[:, :, y:y + size, c:c + size] for y, c in boxes], dim=1)  # [P, 5, C, S, S]
+    flipped = crops.flip(-1)
+    if sign is not None:
+        flipped = flipped * torch.as_tensor(sign, dtype=x.dtype).view(1, 1, -1, 1, 1)
+    return torch.cat([crops, flipped], dim=1).flatten(0, 1)

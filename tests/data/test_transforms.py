@@ -1,0 +1,75 @@
+import numpy as np
+import torch
+
+from twostream.data.transforms import (crop_flip, flow_sign, flow_to_input, rgb_to_input, ten_crop,
+                                       trajectory_resample)
+
+
+def test_flow_stacking_channel_order_and_mean_subtraction():
+    fields = np.zeros((2, 2, 3, 2), np.float32)
+    fields[0, ..., 0] = [[1, 2, 3], [4, 5, 6]]  # x_0
+    fields[0, ..., 1] = 10  # y_0
+    fields[1, ..., 0] = -1  # x_1
+    fields[1, ..., 1] = [[0, 0, 0], [6, 6, 6]]  # y_1
+    raw = flow_to_input(fields, mean_subtraction=False)
+    assert raw.shape == (4, 2, 3)
+    assert raw[0].tolist() == [[1, 2, 3], [4, 5, 6]] and (raw[1] == 10).all()
+    assert (raw[2] == -1).all() and raw[3].tolist() == [[0, 0, 0], [6, 6, 6]]
+    sub = flow_to_input(fields)
+    assert sub[0].tolist() == [[-2.5, -1.5, -0.5], [0.5, 1.5, 2.5]]
+    assert (sub[1] == 0).all() and (sub[2] == 0).all() and sub[3].tolist() == [[-3, -3, -3], [3, 3, 3]]
+
+
+def test_flip_negates_every_x_channel_and_mirrors():
+    x = np.arange(4 * 2 * 3, dtype=np.float32).reshape(4, 2, 3)  # 2 fields
+    assert flow_sign(2).tolist() == [-1, 1, -1, 1]
+    out = crop_flip(x, 0, 1, 2, flip=True, sign=flow_sign(2))
+    # crop columns 1..2, mirror them, negate channels 0 and 2
+    assert out[0].tolist() == [[-2, -1], [-5, -4]]
+    assert out[1].tolist() == [[8, 7], [11, 10]]
+    assert out[2].tolist() == [[-14, -13], [-17, -16]]
+    rgb = crop_flip(x[:3], 1, 0, 1, flip=True)
+    assert rgb[:, 0, 0].tolist() == [3, 9, 15]  # RGB: mirrored, never negated
+    assert crop_flip(x, 0, 0, 2, flip=False).tolist() == x[:, :2, :2].tolist()
+
+
+def test_trajectory_stacking_follows_the_motion():
+    h, w = 6, 8
+    fields = np.zeros((3, h, w, 2), np.float32)
+    fields[0, ..., 0] = 1.0  # field 0 moves every point one px right
+    fields[1, ..., 0] = np.arange(w, dtype=np.float32)[None, :]  # field 1's x value = the column
+    fields[2, ..., 1] = np.arange(w, dtype=np.float32)[None, :] * 0.5
+    out = trajectory_resample(fields)
+    assert np.array_equal(out[0], fields[0])
+    # p_2 = p + (1, 0): field 1 is read one column to the right (clamped at the border)
+    assert out[1][2, :, 0].tolist() == [1, 2, 3, 4, 5, 6, 7, 7]
+    # p_3 = p_2 + d_1(p_2) = x + 1 + (x + 1) = 2x + 2: field 2 read there, i.e. 0.5 * min(2x + 2, 7)
+    assert out[2][3, :, 1].tolist() == [1.0, 2.0, 3.0, 3.5, 3.5, 3.5, 3.5, 3.5]
+    # constant flow: trajectory stacking == flow stacking
+    const = np.full((4, h, w, 2), 0.7, np.float32)
+    assert np.allclose(trajectory_resample(const), const)
+
+
+def test_ten_crop_layout_and_flip_sign():
+    p, c, h, w = 2, 4, 6, 8
+    x = torch.arange(p * c * h * w, dtype=torch.float32).reshape(p, c, h, w)
+    out = ten_crop(x, 4, sign=flow_sign(2))
+    assert out.shape == (20, 4, 4, 4)
+    boxes = [(0, 0), (0, 4), (2, 0), (2, 4), (1, 2)]
+    for pos in range(p):
+        for k, (y0, x0) in enumerate(boxes):
+            crop = x[pos, :, y0:y0 + 4, x0:x0 + 4]
+            assert torch.equal(out[pos * 10 + k], crop)
+            flipped = crop.flip(-1) * torch.tensor([-1.0, 1, -1, 1]).view(-1, 1, 1)
+            assert torch.equal(out[pos * 10 + 5 + k], flipped)
+    assert torch.equal(ten_crop(x[:, :3], 4)[5], x[0, :3, 0:4, 0:4].flip(-1))  # RGB: no sign
+
+
+def test_rgb_normalisation_and_jitter():
+    frame = np.full((4, 4, 3), 128, np.uint8)
+    x = rgb_to_input(frame)
+    assert x.shape == (3, 4, 4) and x.dtype == np.float32
+    assert np.allclose(x[:, 0, 0], (128 / 255 - np.float32([0.485, 0.456, 0.406])) / np.float32([0.229, 0.224, 0.225]))
+    j = rgb_to_input(frame, 0.1, np.random.default_rng(0))
+    shift = (j - x).reshape(3, -1)
+    assert np.allclose(shift, shift[:, :1]) and np.abs(shift).max() > 1e-4  # one colour shift per frame
