@@ -21,7 +21,7 @@ from twostream.extract import ExtractOptions, extract_all, find_videos
 
 def throughput(dataset, workers: int, batches: int, batch_size: int) -> float:
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers,
-                        sampler=ClassBalancedSampler(dataset.labels, seed=0), persistent_workers=False)
+                        sampler=ClassBalancedSampler(labels=dataset.labels, seed=0), persistent_workers=False)
     it = iter(loader)
     next(it)  # worker start-up is not throughput
     start = time.perf_counter()

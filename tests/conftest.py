@@ -53,3 +53,30 @@ def tiny_videos(tmp_path: Path):
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def synth_cache(tmp_path_factory) -> dict:
+    """A tiny synthetic data set (4 classes x 6 videos, 12 frames of 80x64), extracted once per session."""
+    from twostream.extract import ExtractOptions, extract_all, find_videos
+    from twostream.synth import SynthOptions, generate
+
+    root = tmp_path_factory.mktemp("synth")
+    generate(root / "videos", SynthOptions(appearances=2, motions=2, videos_per_class=6, frames=12,
+                                           width=80, height=64), progress=False)
+    results = extract_all(find_videos(root / "videos"), root / "cache",
+                          ExtractOptions(short_side=0, bidirectional=True), progress=False)
+    assert all(r.status == "ok" for r in results)
+    return {"videos": root / "videos", "cache": root / "cache"}
+
+
+def tiny_config(synth: dict, stream: str = "temporal", overrides: list[str] = ()):
+    """A CPU-sized config on ``synth_cache``: 64 px crops, L = 4, batch 8."""
+    from twostream.config import load_config
+
+    base = [f"tasks.0.splits={synth['videos']}", f"tasks.0.cache={synth['cache']}", "tasks.0.name=synth",
+            f"input.stream={stream}", "input.crop=64", "input.length=4", "input.test_positions=3",
+            "model.dropout=0.0", "optim.batch_size=8", "optim.micro_batch=8", "optim.milestones=[1000]",
+            "optim.iterations=6", "optim.lr=0.01", "run.workers=0", "run.log_every=1", "run.val_every=0",
+            "run.checkpoint_every=3"]
+    return load_config(None, base + list(overrides))

@@ -90,6 +90,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .train import train
+
+    cfg = load_config(args.config, args.overrides)
+    run = Path(args.run) if args.run else Path("runs") / Path(args.config).stem
+    last = train(cfg, run, resume=args.resume, progress=not args.quiet)
+    if last:
+        print(f"{run}: iteration {last['iteration']}, loss {last['loss']:.4f}, accuracy {last['accuracy']:.3f}"
+              + "".join(f", {k} {v:.3f}" for k, v in last.items() if k.startswith("val_")))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="twostream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -137,6 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", help="also list the videos missing from this cache")
     p.add_argument("--classes", action="store_true", help="print the class names too")
     p.set_defaults(func=_cmd_splits)
+
+    p = sub.add_parser("train", help="train a stream: twostream train CONFIG [key=value ...]")
+    p.add_argument("config", help="YAML config (see configs/)")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=0.001 tasks.0.fold=2")
+    p.add_argument("--run-dir", dest="run", help="run folder (default runs/<config name>)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("demo", help="the end-to-end demo on generated videos (what `make demo` runs)")
     p.add_argument("out", nargs="?", default="demo-run")

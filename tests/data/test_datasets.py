@@ -120,7 +120,7 @@ def test_video_with_one_frame_is_an_error_naming_it(tmp_path):
 
 def test_dataloader_with_workers_and_balanced_sampler(cache):
     ds = TemporalDataset(SAMPLES, cache, "train", crop=32, options=TemporalOptions(length=3))
-    sampler = ClassBalancedSampler(ds.labels, seed=0)
+    sampler = ClassBalancedSampler(labels=ds.labels, seed=0)
     loader = DataLoader(ds, batch_size=8, sampler=sampler, num_workers=2)
     batches = []
     for i, batch in enumerate(loader):

@@ -71,16 +71,16 @@ def test_five_crops_layout():
 
 def test_sampler_is_class_balanced_deterministic_and_sharded():
     labels = [0] * 90 + [1] * 10  # imbalanced videos, balanced samples
-    s = ClassBalancedSampler(labels, seed=3)
+    s = ClassBalancedSampler(labels=labels, seed=3)
     it = iter(s)
     keys = [next(it) for _ in range(2000)]
     share = np.mean([labels[v] for v, _ in keys])
     assert 0.45 < share < 0.55
-    it2 = iter(ClassBalancedSampler(labels, seed=3, start=1500))  # resume after 1500 samples
+    it2 = iter(ClassBalancedSampler(labels=labels, seed=3, start=1500))  # resume after 1500 samples
     assert [next(it2) for _ in range(10)] == keys[1500:1510]
-    ranks = [iter(ClassBalancedSampler(labels, seed=3, rank=r, world_size=2)) for r in range(2)]
+    ranks = [iter(ClassBalancedSampler(labels=labels, seed=3, rank=r, world_size=2)) for r in range(2)]
     merged = [next(ranks[k % 2]) for k in range(20)]
     assert merged == keys[:20]  # the ranks split one stream between them, no overlap
-    assert ClassBalancedSampler(labels, seed=4).key(0) != s.key(0) or ClassBalancedSampler(labels, seed=4).key(1) != s.key(1)
+    assert ClassBalancedSampler(labels=labels, seed=4).key(0) != s.key(0) or ClassBalancedSampler(labels=labels, seed=4).key(1) != s.key(1)
     with pytest.raises(ValueError, match="rank"):
-        ClassBalancedSampler(labels, rank=2, world_size=2)
+        ClassBalancedSampler(labels=labels, rank=2, world_size=2)

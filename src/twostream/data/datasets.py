@@ -185,3 +185,20 @@ class TemporalDataset(_CachedVideoDataset):
 
     def load(self, video: CachedVideo, position: int, rng: np.random.Generator | None) -> np.ndarray:
         return flow_to_input(self.fields(video, position), self.options.mean_subtraction)
+
+
+class TaskConcat(Dataset):
+    """Several training datasets behind one index: key ``(task, video index, seed)`` (as from
+    ``MultiTaskSampler``); items gain ``task``."""
+
+    def __init__(self, datasets: list[_CachedVideoDataset]) -> None:
+        if not datasets:
+            raise ValueError("need at least one dataset")
+        self.datasets = datasets
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self.datasets)
+
+    def __getitem__(self, key: tuple[int, int, int]) -> dict:
+        task, index, seed = key
+        return self.datasets[task][(index, seed)] | {"task": task}

@@ -68,42 +68,80 @@ def _check_crop(height: int, width: int, size: int) -> None:
         raise ValueError(f"crop {size} is larger than the frame {width}x{height}")
 
 
-@dataclass(frozen=True)
-class ClassBalancedSampler:
+def _by_class(labels: Sequence[int]) -> list[np.ndarray]:
+    if not len(labels):
+        raise ValueError("the sampler needs at least one video")
+    labels = np.asarray(labels)
+    return [np.flatnonzero(labels == c) for c in np.unique(labels)]
+
+
+def _balanced(by_class: list[np.ndarray], rng: np.random.Generator) -> tuple[int, int]:
+    """A class uniformly, a video of it uniformly, and the sample's own seed."""
+    videos = by_class[rng.integers(len(by_class))]
+    return int(videos[rng.integers(len(videos))]), int(rng.integers(2**31))
+
+
+@dataclass(frozen=True, kw_only=True)
+class _KeyStream:
+    """Keys of global samples k = start * world_size + rank, + world_size, ... forever; key(k) is pure."""
+
+    seed: int = 0
+    start: int = 0  # samples this rank has already drawn (resuming)
+    rank: int = 0
+    world_size: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank must be in 0..{self.world_size - 1}, got {self.rank}")
+
+    def key(self, k: int) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[tuple[int, ...]]:
+        k = self.start * self.world_size + self.rank
+        while True:
+            yield self.key(k)
+            k += self.world_size
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassBalancedSampler(_KeyStream):
     """Training keys ``(video index, sample seed)``: each sample draws its class uniformly, then a video
     of that class uniformly (the paper's class-balanced batches).
 
     Sample k is a pure function of (seed, k), so a resumed run sees exactly the samples it would have
     seen, whatever the number of DataLoader workers; under DDP rank r of w takes k = r, r + w, ...
-    Iterates forever from ``start`` (the number of samples already drawn by this rank).
     """
 
-    labels: Sequence[int]
-    seed: int = 0
-    start: int = 0
-    rank: int = 0
-    world_size: int = 1
+    labels: Sequence[int] = ()
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "_classes", _by_class(self.labels))
+
+    def key(self, k: int) -> tuple[int, int]:
+        return _balanced(self._classes, np.random.default_rng([self.seed, k]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class MultiTaskSampler(_KeyStream):
+    """Keys ``(task, video index, sample seed)`` over several data sets: task t with probability
+    weights[t] / sum(weights), then class-balanced within it. One task gives the single-task recipe."""
+
+    labels: Sequence[Sequence[int]] = ()
+    weights: Sequence[float] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.labels:
-            raise ValueError("the sampler needs at least one video")
-        if not 0 <= self.rank < self.world_size:
-            raise ValueError(f"rank must be in 0..{self.world_size - 1}, got {self.rank}")
+            raise ValueError("the sampler needs at least one task")
+        w = np.ones(len(self.labels)) if self.weights is None else np.asarray(self.weights, float)
+        if len(w) != len(self.labels) or (w <= 0).any():
+            raise ValueError(f"need one positive weight per task, got {self.weights}")
+        object.__setattr__(self, "_classes", [_by_class(lab) for lab in self.labels])
+        object.__setattr__(self, "_p", w / w.sum())
 
-    def _by_class(self) -> list[np.ndarray]:
-        labels = np.asarray(self.labels)
-        return [np.flatnonzero(labels == c) for c in np.unique(labels)]
-
-    def key(self, k: int, by_class: list[np.ndarray] | None = None) -> tuple[int, int]:
-        """The key of global sample number ``k``."""
-        by_class = by_class if by_class is not None else self._by_class()
+    def key(self, k: int) -> tuple[int, int, int]:
         rng = np.random.default_rng([self.seed, k])
-        videos = by_class[rng.integers(len(by_class))]
-        return int(videos[rng.integers(len(videos))]), int(rng.integers(2**31))
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        by_class = self._by_class()
-        k = self.start * self.world_size + self.rank
-        while True:
-            yield self.key(k, by_class)
-            k += self.world_size
+        task = int(rng.choice(len(self._p), p=self._p)) if len(self._p) > 1 else 0
+        return (task, *_balanced(self._classes[task], rng))

@@ -1,0 +1,101 @@
+"""CNN-M-2048 (Chatfield et al., BMVC 2014), the network of both streams in Simonyan & Zisserman 2014.
+
+conv1 7x7/2, 96, LRN, max-pool 3/2 | conv2 5x5/2 (pad 1), 256, LRN, max-pool 3/2 | conv3, conv4, conv5
+3x3/1 (pad 1), 512, max-pool 3/2 after conv5 | full6 4096 + dropout | full7 2048 + dropout | classifier.
+ReLU throughout; pooling rounds up as Caffe's does (6x6 maps before full6 at 224 input). The temporal
+stream takes 2L input channels and has no LRN after conv2.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .heads import TaskHeads
+from .lrn import FastLRN
+
+# Caffe CNN-M's LRN: size 5, alpha 5e-4, beta 0.75, k 2.
+LRN_ARGS = {"size": 5, "alpha": 5e-4, "beta": 0.75, "k": 2.0}
+
+
+def _conv_out(size: int, kernel: int, stride: int, pad: int) -> int:
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def _pool_out(size: int) -> int:
+    return -(-(size - 3) // 2) + 1  # ceil mode
+
+
+class CNNM2048(nn.Module):
+    """``Tensor[B, in_channels, S, S]`` -> logits ``Tensor[B, K]`` (per task).
+
+    Args:
+        num_classes: classes per task, e.g. ``{"ucf101": 101}`` or ``{"ucf101": 101, "hmdb51": 51}``.
+        in_channels: 3 (RGB) or 2L (flow stack).
+        image_size: input side S the fully connected layers are sized for (224 in the paper).
+        lrn2: LRN after conv2 (spatial stream: True; temporal stream: False).
+        dropout: dropout ratio after full6 and full7 (the paper: 0.5 or 0.9).
+    """
+
+    def __init__(self, num_classes: dict[str, int], in_channels: int = 3, image_size: int = 224,
+                 lrn2: bool = True, dropout: float = 0.5) -> None:
+        super().__init__()
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.in_channels, self.image_size = in_channels, image_size
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 96, 7, stride=2), nn.ReLU(inplace=True), FastLRN(96, **LRN_ARGS),
+            nn.MaxPool2d(3, 2, ceil_mode=True),
+            nn.Conv2d(96, 256, 5, stride=2, padding=1), nn.ReLU(inplace=True),
+            FastLRN(256, **LRN_ARGS) if lrn2 else nn.Identity(), nn.MaxPool2d(3, 2, ceil_mode=True),
+            nn.Conv2d(256, 512, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(512, 512, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(512, 512, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, ceil_mode=True),
+        )
+        side = _pool_out(_conv_out(_pool_out(_conv_out(_pool_out(_conv_out(image_size, 7, 2, 0)), 5, 2, 1)), 3, 1, 1))
+        if side < 1:
+            raise ValueError(f"image_size {image_size} is too small for CNN-M")
+        self.feature_size = side
+        self.pre_logits = nn.Sequential(
+            nn.Flatten(), nn.Linear(512 * side * side, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(4096, 2048), nn.ReLU(inplace=True), nn.Dropout(dropout),
+        )
+        self.head = TaskHeads(2048, num_classes)
+        self.num_features = 2048
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """``Tensor[B, C, S, S]`` -> conv5 maps ``Tensor[B, 512, s, s]`` (s = 6 at S = 224)."""
+        if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
+            raise ValueError(f"CNN-M was built for {self.image_size}x{self.image_size} inputs, got "
+                             f"{x.shape[-1]}x{x.shape[-2]}")
+        return self.features(x)
+
+    def forward_head(self, x: Tensor, task: str | None = None, pre_logits: bool = False) -> Tensor:
+        """conv5 maps -> ``Tensor[B, 2048]`` (``pre_logits``) or logits ``Tensor[B, K_task]``."""
+        x = self.pre_logits(x)
+        return x if pre_logits else self.head(x, task)
+
+    def forward(self, x: Tensor, task: str | None = None) -> Tensor:
+        return self.forward_head(self.forward_features(x), task)
+
+    def classifier_parameters(self) -> list[nn.Parameter]:
+        """The last layer's parameters (what "fine-tune the last layer only" trains)."""
+        return list(self.head.parameters())
+
+    @property
+    def first_conv(self) -> nn.Conv2d:
+        return self.features[0]
+
+
+@torch.no_grad()
+def init_weights(model: nn.Module) -> None:
+    """Training from scratch: He-normal convolutions and hidden linear layers, N(0, 0.01) classifiers,
+    zero biases."""
+    heads = {id(m) for m in model.modules() if isinstance(m, TaskHeads) for m in m.modules()}
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            if id(m) in heads:
+                nn.init.normal_(m.weight, 0, 0.01)
+            else:
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)

@@ -1,0 +1,31 @@
+"""Classifier heads: one linear layer per task (data set) on a shared trunk (the paper's multi-task)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class TaskHeads(nn.Module):
+    """``Tensor[B, F]`` -> ``Tensor[B, K_task]`` with one ``nn.Linear(F, K_task)`` per task."""
+
+    def __init__(self, in_features: int, num_classes: dict[str, int]) -> None:
+        super().__init__()
+        if not num_classes:
+            raise ValueError("need at least one task")
+        for task, k in num_classes.items():
+            if k < 1:
+                raise ValueError(f"task {task!r} needs at least one class, got {k}")
+        self.heads = nn.ModuleDict({t: nn.Linear(in_features, k) for t, k in num_classes.items()})
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.heads)
+
+    def forward(self, x: Tensor, task: str | None = None) -> Tensor:
+        if task is None:
+            if len(self.heads) != 1:
+                raise ValueError(f"several tasks ({', '.join(self.heads)}): name one")
+            task = self.tasks[0]
+        if task not in self.heads:
+            raise KeyError(f"no head for task {task!r}; tasks: {', '.join(self.heads)}")
+        return self.heads[task](x)

@@ -1,0 +1,237 @@
+"""Training of either stream, read top to bottom: ``twostream train CONFIG [key=value ...]``.
+
+One process on a CPU or a GPU, or one process per GPU under torchrun (DistributedDataParallel; gloo on
+CPUs). SGD with momentum, a step schedule, class-balanced batches, gradient accumulation up to the
+configured batch size, checkpoints that resume exactly where the run stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from .builders import load_task_split, make_dataset, make_model, model_args, pick_device
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import Config, save_config, to_dict
+from .data.datasets import TaskConcat
+from .data.sampling import MultiTaskSampler
+from .io import atomic_write_text
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+
+
+class AllHeads(nn.Module):
+    """``Tensor[B, C, S, S]`` -> {task: logits ``Tensor[B, K_task]``}: every head on every row, so that
+    DDP sees all parameters used in every step (rows are matched to their task in the loss)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        pre = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+        return {t: head(pre) for t, head in self.model.head.heads.items()}
+
+
+def multitask_loss(logits: dict[str, torch.Tensor], labels: torch.Tensor, task_ids: torch.Tensor
+                   ) -> tuple[torch.Tensor, int]:
+    """Sum over tasks of the mean cross-entropy of each task's own rows (the paper's multi-task loss),
+    and the number of correct top-1 predictions."""
+    loss, correct = 0.0, 0
+    for t, (name, out) in enumerate(logits.items()):
+        rows = task_ids == t
+        if rows.any():
+            loss = loss + F.cross_entropy(out[rows].float(), labels[rows])
+            correct += int((out[rows].argmax(1) == labels[rows]).sum())
+        else:
+            loss = loss + 0.0 * out.sum()  # keeps the unused head in the graph (DDP)
+    return loss, correct
+
+
+def _dist_setup() -> tuple[int, int, int]:
+    """(rank, world size, local rank); initialises the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@torch.no_grad()
+def validate(model: nn.Module, datasets: list, names: list[str], device: torch.device, batch: int,
+             workers: int) -> dict[str, float]:
+    """Top-1 accuracy per task on one centre frame/stack per video (the quick check during training)."""
+    was_training = model.training
+    model.eval()
+    out = {}
+    for ds, name in zip(datasets, names):
+        correct = 0
+        for b in DataLoader(ds, batch_size=batch, num_workers=workers):
+            logits = model(b["input"].to(device), name)
+            correct += int((logits.argmax(1).cpu() == b["label"]).sum())
+        out[f"val_accuracy/{name}"] = correct / len(ds)
+    model.train(was_training)
+    return out
+
+
+def _trim_metrics(path: Path, iteration: int) -> None:
+    """On resume, drop the lines a stopped run logged after its last checkpoint (they are redone)."""
+    if path.exists():
+        lines = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["iteration"] <= iteration]
+        atomic_write_text(path, "".join(ln + "\n" for ln in lines))
+
+
+def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
+    """Train as ``cfg`` says, writing config.yaml, metrics.jsonl and checkpoint.pt in ``run_dir``.
+    Returns the last logged metrics."""
+    run_dir = Path(run_dir)
+    rank, world, local_rank = _dist_setup()
+    main_process = rank == 0
+    device = pick_device(cfg.run.device, local_rank)
+    o = cfg.optim
+    per_step = o.batch_size // world
+    if o.batch_size % world or per_step % min(o.micro_batch, per_step):
+        raise ValueError(f"optim.batch_size {o.batch_size} must split evenly into {world} processes x "
+                         f"micro-batches of {o.micro_batch}")
+    micro = min(o.micro_batch, per_step)
+    accumulate = per_step // micro
+    torch.manual_seed(cfg.run.seed)
+
+    # data: one training set per task; validation on each task's test split
+    splits = [load_task_split(t) for t in cfg.tasks]
+    classes = {t.name: s.classes for t, s in zip(cfg.tasks, splits)}
+    train_sets = [make_dataset(t, cfg.input, s.train, "train") for t, s in zip(cfg.tasks, splits)]
+    val_sets = []
+    if cfg.run.val_every and main_process:
+        limit = cfg.run.val_videos or None
+        val_sets = [make_dataset(t, cfg.input, s.test[:limit], "val") for t, s in zip(cfg.tasks, splits)]
+
+    # model and optimiser
+    model, report = make_model(cfg, classes)
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, o.milestones, o.gamma)
+    use_amp = cfg.run.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    iteration, rng_state = 0, None
+    ckpt_path = run_dir / CHECKPOINT
+    if resume:
+        ckpt = load_checkpoint(ckpt_path)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        iteration, rng_state = ckpt["iteration"], ckpt["rng"]
+    elif main_process and ckpt_path.exists():
+        raise ValueError(f"{run_dir} already holds a run: pass --resume, or choose another run folder")
+    if main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+        if resume:
+            _trim_metrics(run_dir / METRICS, iteration)
+        if report:
+            print(f"pretrained {cfg.model.pretrained}: {len(report['loaded'])} tensors loaded, "
+                  f"adapted {report['adapted'] or 'none'}, skipped {report['skipped'] or 'none'}")
+    net: nn.Module = AllHeads(model)
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+
+    # class-balanced keys; sample k is a pure function of (seed, k): resuming at `iteration` skips exactly
+    # the samples already used, whatever the worker count
+    sampler = MultiTaskSampler(labels=[d.labels for d in train_sets], weights=[t.weight for t in cfg.tasks],
+                               seed=cfg.run.seed, start=iteration * per_step, rank=rank, world_size=world)
+    loader = DataLoader(TaskConcat(train_sets), batch_size=micro, sampler=sampler, num_workers=cfg.run.workers,
+                        pin_memory=device.type == "cuda", drop_last=True,
+                        generator=torch.Generator().manual_seed(cfg.run.seed))
+    batches = iter(loader)
+    if rng_state is not None:  # after the loader has drawn its seeds, so dropout continues as before
+        _set_rng_state(rng_state)
+
+    model.train()
+    metrics_file = open(run_dir / METRICS, "a") if main_process else None
+    bar = tqdm(total=o.iterations, initial=iteration, disable=not (progress and main_process),
+               dynamic_ncols=True, unit="it")
+    last: dict = {}
+    window = {"loss": 0.0, "correct": 0, "seen": 0, "start": time.perf_counter()}
+    try:
+        while iteration < o.iterations:
+            for micro_step in range(accumulate):
+                b = next(batches)
+                x, y, task = b["input"].to(device, non_blocking=True), b["label"].to(device), b["task"].to(device)
+                sync = micro_step == accumulate - 1 or world == 1
+                with (nullcontext() if sync else net.no_sync()), \
+                        torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                    loss, correct = multitask_loss(net(x), y, task)
+                    scaler.scale(loss / accumulate).backward()
+                window["loss"] += float(loss.detach()) * len(y)
+                window["correct"] += correct
+                window["seen"] += len(y)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            iteration += 1
+            bar.update()
+
+            if iteration % cfg.run.log_every == 0 or iteration == o.iterations:
+                seconds = time.perf_counter() - window["start"]
+                last = {"iteration": iteration, "loss": window["loss"] / window["seen"],
+                        "accuracy": window["correct"] / window["seen"], "lr": scheduler.get_last_lr()[0],
+                        "samples_per_s": window["seen"] * world / seconds}
+                window = {"loss": 0.0, "correct": 0, "seen": 0, "start": time.perf_counter()}
+                if val_sets and (iteration % cfg.run.val_every == 0 or iteration == o.iterations):
+                    last |= validate(model, val_sets, [t.name for t in cfg.tasks], device, micro, cfg.run.workers)
+                bar.set_postfix(loss=f"{last['loss']:.3f}", acc=f"{last['accuracy']:.2f}", lr=f"{last['lr']:.0e}",
+                                sps=f"{last['samples_per_s']:.1f}")
+                if metrics_file:
+                    metrics_file.write(json.dumps(last) + "\n")
+                    metrics_file.flush()
+            if main_process and (iteration % cfg.run.checkpoint_every == 0 or iteration == o.iterations):
+                save_checkpoint(ckpt_path, {
+                    "model": model.state_dict(), "model_args": model_args(cfg, classes), "config": to_dict(cfg),
+                    "classes": classes, "iteration": iteration, "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": _rng_state()})
+        if world > 1:
+            _check_in_sync(model)
+    finally:
+        bar.close()
+        if metrics_file:
+            metrics_file.close()
+    return last
+
+
+@torch.no_grad()
+def _check_in_sync(model: nn.Module) -> None:
+    """Under DDP every rank must end with the same weights; a mismatch means a broken setup."""
+    total = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1)
+    if dist.get_backend() == "nccl":
+        total = total.cuda()
+    gathered = [torch.zeros_like(total) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, total)
+    if not all(torch.allclose(g, gathered[0]) for g in gathered):
+        raise RuntimeError(f"DDP ranks ended with different weights: {[float(g) for g in gathered]}")

@@ -1,0 +1,48 @@
+import pytest
+import yaml
+
+from twostream.config import Config, ConfigError, load_config, save_config
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("tasks:\n  - name: ucf101\n    splits: s\n    cache: c\ninput:\n  stream: temporal\n"
+                    "optim:\n  lr: 0.05\n  milestones: [10, 20]\n")
+    cfg = load_config(path, ["optim.lr=0.001", "tasks.0.fold=2", "input.stacking=trajectory",
+                             "model.pretrained=/w.pt", "optim.milestones=[5, 9]"])
+    assert cfg.optim.lr == 0.001 and cfg.tasks[0].fold == 2 and cfg.input.stacking == "trajectory"
+    assert cfg.model.pretrained == "/w.pt" and cfg.optim.milestones == [5, 9]
+    assert cfg.input.stream == "temporal" and cfg.optim.momentum == 0.9  # file value kept, defaults filled
+    save_config(cfg, tmp_path / "resolved.yaml")
+    assert load_config(tmp_path / "resolved.yaml") == cfg
+    assert yaml.safe_load((tmp_path / "resolved.yaml").read_text())["optim"]["lr"] == 0.001
+
+
+@pytest.mark.parametrize("override, message", [
+    ("optim.lrr=0.1", "optim.lrr: unknown key; allowed: lr, momentum"),
+    ("optim.lr=fast", "optim.lr: must be a number"),
+    ("input.stream=audio", "input.stream: must be one of spatial, temporal; got 'audio'"),
+    ("optim.iterations=1.5", "optim.iterations: must be an integer"),
+    ("input.mean_subtraction=maybe", "input.mean_subtraction: must be true or false"),
+    ("tasks.3.fold=1", "list index out of range"),
+    ("optim.milestones=[5, 3]", "milestones must increase"),
+    ("lr", "must look like key=value"),
+])
+def test_bad_keys_and_values_are_named(override, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        load_config(None, [override])
+
+
+def test_top_level_unknown_key_in_file(tmp_path):
+    (tmp_path / "c.yaml").write_text("optimiser:\n  lr: 1\n")
+    with pytest.raises(ConfigError, match="optimiser: unknown key; allowed: tasks, input, model, optim, run"):
+        load_config(tmp_path / "c.yaml")
+    assert Config().optim.batch_size == 256
+
+
+def test_shipped_configs_load():
+    from pathlib import Path
+    configs = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    assert configs
+    for path in configs:
+        load_config(path)

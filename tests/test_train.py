@@ -1,0 +1,88 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from twostream.checkpoint import load_checkpoint
+from twostream.config import save_config
+from twostream.train import train
+from conftest import tiny_config
+
+
+def _metrics(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("stream", ["spatial", "temporal"])
+def test_tiny_training_loss_falls(synth_cache, tmp_path, stream):
+    # by design each stream alone can tell 2 of the 4 classes apart: the loss can fall from ln 4 to ln 2
+    cfg = tiny_config(synth_cache, stream, ["optim.iterations=40", "run.val_every=40", "optim.lr=0.005",
+                                            "run.log_every=10"])
+    last = train(cfg, tmp_path / "run", progress=False)
+    losses = [m["loss"] for m in _metrics(tmp_path / "run")]  # each the mean over 10 steps x 8 samples
+    assert len(losses) == 4
+    assert losses[-1] < 0.9 * losses[0], losses
+    assert 0 <= last["val_accuracy/synth"] <= 1
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert ckpt["iteration"] == 40 and ckpt["classes"]["synth"][0] == "RedRight"
+    assert ckpt["model_args"]["in_channels"] == (3 if stream == "spatial" else 8)
+    assert (tmp_path / "run" / "config.yaml").exists()
+
+
+def test_stopped_and_resumed_run_matches_an_uninterrupted_one(synth_cache, tmp_path):
+    train(tiny_config(synth_cache, "temporal", ["model.dropout=0.5", "run.workers=1"]), tmp_path / "a", progress=False)
+    train(tiny_config(synth_cache, "temporal", ["model.dropout=0.5", "optim.iterations=3"]), tmp_path / "b",
+          progress=False)
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(tiny_config(synth_cache), tmp_path / "b", progress=False)
+    train(tiny_config(synth_cache, "temporal", ["model.dropout=0.5"]), tmp_path / "b", resume=True, progress=False)
+    a, b = _metrics(tmp_path / "a"), _metrics(tmp_path / "b")
+    assert [m["iteration"] for m in b] == [1, 2, 3, 4, 5, 6]
+    for ma, mb in zip(a, b):
+        assert ma["loss"] == pytest.approx(mb["loss"], rel=1e-5, abs=1e-6), (ma, mb)
+    wa = load_checkpoint(tmp_path / "a" / "checkpoint.pt")["model"]
+    wb = load_checkpoint(tmp_path / "b" / "checkpoint.pt")["model"]
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], atol=1e-6), k
+
+
+def test_multitask_heads_and_last_layer_only(synth_cache, tmp_path):
+    # two tasks over the same videos, a second classifier head; pretrained trunk frozen
+    from twostream.models import build_model
+    rgb = build_model("cnn_m_2048", {"imagenet": 10}, 3, 64)
+    torch.save(rgb.state_dict(), tmp_path / "w.pt")
+    cfg = tiny_config(synth_cache, "temporal", [
+        f"tasks=[{{name: a, splits: {synth_cache['videos']}, cache: {synth_cache['cache']}}}, "
+        f"{{name: b, splits: {synth_cache['videos']}, cache: {synth_cache['cache']}, weight: 0.5}}]",
+        f"model.pretrained={tmp_path / 'w.pt'}", "model.train_layers=last", "optim.iterations=3"])
+    train(cfg, tmp_path / "run", progress=False)
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert set(ckpt["classes"]) == {"a", "b"} and ckpt["model_args"]["num_classes"] == {"a": 4, "b": 4}
+    w = ckpt["model"]
+    from twostream.models import adapt_input_conv
+    assert torch.allclose(w["features.0.weight"], adapt_input_conv(rgb.state_dict()["features.0.weight"], 8))
+    assert torch.equal(w["pre_logits.1.weight"], rgb.state_dict()["pre_logits.1.weight"])  # frozen
+    fresh = build_model(**ckpt["model_args"])
+    assert not torch.equal(w["head.heads.a.weight"], fresh.state_dict()["head.heads.a.weight"])
+
+
+def test_ddp_two_processes_on_cpu(synth_cache, tmp_path):
+    cfg = tiny_config(synth_cache, "temporal", ["optim.iterations=3", "run.val_every=3", "run.val_videos=4"])
+    save_config(cfg, tmp_path / "cfg.yaml")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
+                           "--master_addr=127.0.0.1", f"--master_port={port}", "-m", "twostream.cli",
+                           "train", str(tmp_path / "cfg.yaml"), "--run-dir", str(tmp_path / "run"), "--quiet"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = _metrics(tmp_path / "run")
+    assert [m["iteration"] for m in metrics] == [1, 2, 3]  # rank 0 logs, once per step
+    assert "val_accuracy/synth" in metrics[-1]
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["iteration"] == 3
