@@ -58,9 +58,16 @@ def test_fast_lrn_matches_torch(channels, size, alpha, beta, k):
     x = torch.relu(torch.randn(2, channels, 9, 11) * 20)  # post-ReLU activations of a realistic scale
     ref = nn.LocalResponseNorm(size, alpha, beta, k)(x)
     fast = FastLRN(channels, size, alpha, beta, k)
-    assert torch.allclose(fast(x), ref, atol=1e-5, rtol=1e-5)
-    xg = x.clone().requires_grad_()
-    fast(xg).square().sum().backward()
     xr = x.clone().requires_grad_()
     nn.LocalResponseNorm(size, alpha, beta, k)(xr).square().sum().backward()
-    assert torch.allclose(xg.grad, xr.grad, atol=1e-4, rtol=1e-4)
+    for layout in (torch.contiguous_format, torch.channels_last):  # both memory layouts, both code paths
+        xl = x.contiguous(memory_format=layout)
+        with torch.no_grad():
+            out = fast(xl)
+        assert torch.allclose(out, ref, atol=1e-5, rtol=1e-5)
+        assert out.is_contiguous(memory_format=layout)
+        xg = xl.clone().requires_grad_()
+        y = fast(xg)
+        assert torch.allclose(y, ref, atol=1e-5, rtol=1e-5)
+        y.square().sum().backward()
+        assert torch.allclose(xg.grad, xr.grad, atol=1e-4, rtol=1e-4)

@@ -62,13 +62,15 @@ class CNNM2048(nn.Module):
         )
         self.head = TaskHeads(2048, num_classes)
         self.num_features = 2048
+        # channels-last: oneDNN's convolutions and max-pooling run several times faster on CPUs in it
+        self.to(memory_format=torch.channels_last)
 
     def forward_features(self, x: Tensor) -> Tensor:
         """``Tensor[B, C, S, S]`` -> conv5 maps ``Tensor[B, 512, s, s]`` (s = 6 at S = 224)."""
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
             raise ValueError(f"CNN-M was built for {self.image_size}x{self.image_size} inputs, got "
                              f"{x.shape[-1]}x{x.shape[-2]}")
-        return self.features(x)
+        return self.features(x.contiguous(memory_format=torch.channels_last))
 
     def forward_head(self, x: Tensor, task: str | None = None, pre_logits: bool = False) -> Tensor:
         """conv5 maps -> ``Tensor[B, 2048]`` (``pre_logits``) or logits ``Tensor[B, K_task]``."""

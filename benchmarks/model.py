@@ -1,0 +1,96 @@
+"""Model speed on this machine: forward and training images/s of both streams (CNN-M-2048; ResNet-18
+when torchvision is installed) at 224 and 112, and the GFLOP/s achieved as a share of the machine's
+matmul peak, measured in the same run (``torch.mm`` on large float32 matrices). Needs no data.
+
+    python benchmarks/model.py [--json FILE] [--batch 32] [--repeats 5] [--threads N]
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+
+import torch
+from torch import nn
+
+from _common import finish, median_ms, parser, table
+from twostream.models import build_model
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    return 2 * n**3 / median_ms(lambda: torch.mm(a, b), repeats) / 1e6
+
+
+def forward_gflop(model: nn.Module, x: torch.Tensor) -> float:
+    """Multiply-adds x 2 of the convolutions and linear layers for one forward pass of ``x``."""
+    flops = []
+
+    def hook(m, inp, out):
+        if isinstance(m, nn.Conv2d):
+            flops.append(2 * out.numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1])
+        elif isinstance(m, nn.Linear):
+            flops.append(2 * out.numel() * m.in_features)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    return sum(flops) / 1e9
+
+
+def measure(model: nn.Module, x: torch.Tensor, repeats: int) -> tuple[float, float]:
+    """Median ms of a forward pass (eval, no grad) and of a training step (forward + backward + SGD)."""
+    model.eval()
+    with torch.no_grad():
+        model(x)
+        fwd = median_ms(lambda: model(x), repeats)
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    y = torch.zeros(len(x), dtype=torch.long)
+
+    def step():
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    step()
+    return fwd, median_ms(step, repeats)
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    peak = matmul_peak_gflops()
+    archs = ["cnn_m_2048"] + (["resnet18"] if importlib.util.find_spec("torchvision") else [])
+    figures = {"matmul_peak_gflops": peak, "threads": torch.get_num_threads(), "rows": []}
+    rows = []
+    for arch in archs:
+        for stream, channels in (("spatial", 3), ("temporal", 20)):
+            for size in (224, 112):
+                torch.manual_seed(0)
+                model = build_model(arch, {"ucf101": 101}, channels, size, temporal=stream == "temporal")
+                x = torch.randn(args.batch, channels, size, size)
+                gflop = forward_gflop(model, x) / args.batch
+                fwd_ms, train_ms = measure(model, x, args.repeats)
+                fwd_ips, train_ips = args.batch / fwd_ms * 1000, args.batch / train_ms * 1000
+                share = gflop * fwd_ips / peak
+                figures["rows"].append({"arch": arch, "stream": stream, "size": size, "gflop_per_image": gflop,
+                                        "forward_img_s": fwd_ips, "train_img_s": train_ips,
+                                        "forward_share_of_peak": share})
+                rows.append([arch, stream, size, f"{gflop:.2f}", f"{fwd_ips:.1f}", f"{train_ips:.1f}",
+                             f"{gflop * fwd_ips:.0f}", f"{100 * share:.0f} %"])
+    text = table(["model", "stream", "input", "GFLOP/img", "forward img/s", "train img/s", "forward GFLOP/s",
+                  f"share of matmul peak ({peak:.0f} GFLOP/s)"], rows)
+    finish(args, figures, text)
+
+
+if __name__ == "__main__":
+    main()
