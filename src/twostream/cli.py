@@ -103,6 +103,76 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _task_cache(scores) -> str | None:
+    """The cache of the task a score file came from (for the report's example videos)."""
+    meta = scores.meta.get("spatial", scores.meta)
+    for task in meta.get("config", {}).get("tasks", []):
+        if task.get("name") == meta.get("task"):
+            return task.get("cache")
+    return None
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+    from .report import write_report
+    from .scores import read_scores
+
+    written = evaluate(args.run, args.split, positions=args.positions, workers=args.workers,
+                       device=args.device, limit=args.limit, progress=not args.quiet)
+    for task, path in written.items():
+        if not args.no_report:
+            scores = read_scores(path)
+            page = write_report(path.with_name(f"report-{task}-{args.split}.html"),
+                                f"{scores.meta['stream']} stream, {task}, {args.split} split", scores,
+                                _task_cache(scores))
+            print(f"report: {page}")
+    return 0
+
+
+def _cmd_fuse(args: argparse.Namespace) -> int:
+    from .fusion import fuse
+    from .metrics import summary
+    from .report import write_report
+    from .scores import read_scores, write_scores
+
+    test = (read_scores(args.spatial), read_scores(args.temporal))
+    train = None
+    if args.method == "svm" or (args.method == "weighted" and args.weight is None):
+        paths = [args.train_spatial or args.spatial.replace("-test.npz", "-train.npz"),
+                 args.train_temporal or args.temporal.replace("-test.npz", "-train.npz")]
+        train = tuple(read_scores(p) for p in paths)
+    fused, info = fuse(args.method, test, train, args.weight)
+    out = Path(args.out or Path(args.spatial).with_name(f"fused-{args.method}.npz"))
+    write_scores(out, fused)
+    rows = []
+    for name, s in (("spatial", test[0]), ("temporal", test[1]), (f"fusion ({args.method})", fused)):
+        m = summary(s.scores, s.labels)
+        rows.append([name, f"{m['top1']:.1%}", f"{m['top5']:.1%}", f"{m['mean_class']:.1%}"])
+        print(f"{name:>20}: top-1 {m['top1']:.1%}  top-5 {m['top5']:.1%}  mean class {m['mean_class']:.1%}")
+    if "weight" in info:
+        print(f"spatial weight {info['weight']:.2f}")
+    if not args.no_report:
+        page = write_report(out.with_suffix(".html"), f"Fusion by {args.method}", fused, _task_cache(test[0]),
+                            [("streams and fusion", ["scores", "top-1", "top-5", "mean class"], rows)])
+        print(f"report: {page}")
+    print(f"fused scores: {out}")
+    return 0
+
+
+def _cmd_table(args: argparse.Namespace) -> int:
+    from .table import markdown, splits_table
+
+    headers, rows, _ = splits_table(args.spatial, args.temporal, args.task, not args.no_evaluate,
+                                    workers=args.workers, progress=not args.quiet)
+    text = markdown(headers, rows)
+    print(text)
+    if args.out:
+        from .io import atomic_write_text
+
+        atomic_write_text(args.out, text + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="twostream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -158,6 +228,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a run's videos: 25 frames x 10 crops, softmax averaged")
+    p.add_argument("run", help="run folder (or checkpoint file)")
+    p.add_argument("--split", default="test", choices=["test", "train"])
+    p.add_argument("--positions", type=int, help="frames/stacks per video (default: the config's, 25)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--limit", type=int, help="score only the first N videos")
+    p.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("fuse", help="fuse a spatial and a temporal score file")
+    p.add_argument("spatial", help="spatial stream's test score file (scores-<task>-test.npz)")
+    p.add_argument("temporal", help="temporal stream's test score file")
+    p.add_argument("--method", default="avg", choices=["avg", "weighted", "svm"])
+    p.add_argument("--weight", type=float, help="spatial weight for --method weighted (default: chosen on train)")
+    p.add_argument("--train-spatial", help="training-split score file (default: the -train.npz beside SPATIAL)")
+    p.add_argument("--train-temporal", help="training-split score file (default: beside TEMPORAL)")
+    p.add_argument("--out", help="fused score file (default: fused-<method>.npz beside SPATIAL)")
+    p.add_argument("--no-report", action="store_true")
+    p.set_defaults(func=_cmd_fuse)
+
+    p = sub.add_parser("table", help="the paper's Table 4 over splits 1-3 (evaluates runs without scores)")
+    p.add_argument("--spatial", nargs="+", required=True, help="spatial run folders, one per split")
+    p.add_argument("--temporal", nargs="+", required=True, help="temporal run folders, same order")
+    p.add_argument("--task", help="task name, for multi-task runs")
+    p.add_argument("--no-evaluate", action="store_true", help="fail instead of evaluating missing scores")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--out", help="also write the Markdown table here")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_table)
 
     p = sub.add_parser("demo", help="the end-to-end demo on generated videos (what `make demo` runs)")
     p.add_argument("out", nargs="?", default="demo-run")

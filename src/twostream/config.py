@@ -190,6 +190,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     return _from_dict(Config, data)
 
 
+def config_from_dict(data: dict) -> Config:
+    """A validated ``Config`` from a plain dict (e.g. the one stored in a checkpoint)."""
+    return _from_dict(Config, data)
+
+
 def to_dict(config: Config) -> dict:
     return asdict(config)
 

@@ -1,0 +1,58 @@
+"""The paper's Table 4 layout over splits 1-3: spatial, temporal, fusion by averaging, fusion by SVM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .fusion import fuse
+from .metrics import top_k_accuracy
+from .scores import Scores, read_scores
+
+
+def run_scores(run: str | Path, part: str, task: str | None = None, evaluate_missing: bool = True,
+               **evaluate_kw) -> Scores:
+    """The score file of ``run`` for ``part`` (test/train), evaluating the run first if it is missing."""
+    run = Path(run)
+    found = sorted(run.glob(f"scores-*-{part}.npz"))
+    if task is not None:
+        found = [p for p in found if p.name == f"scores-{task}-{part}.npz"]
+    if not found and evaluate_missing:
+        from .evaluate import evaluate
+
+        written = evaluate(run, part, **evaluate_kw)
+        found = [written[task]] if task else sorted(written.values())
+    if not found:
+        raise FileNotFoundError(f"{run}: no scores-*-{part}.npz (run `twostream evaluate {run} --split {part}`)")
+    if len(found) > 1:
+        raise ValueError(f"{run}: several tasks ({', '.join(p.name for p in found)}); name one with --task")
+    return read_scores(found[0])
+
+
+def splits_table(spatial: list[str | Path], temporal: list[str | Path], task: str | None = None,
+                 evaluate_missing: bool = True, **evaluate_kw) -> tuple[list[str], list[list[str]], dict]:
+    """Top-1 accuracy per split (one spatial and one temporal run per split) and their mean, as the
+    paper's Table 4: rows spatial, temporal, fusion by averaging, fusion by SVM."""
+    if len(spatial) != len(temporal) or not spatial:
+        raise ValueError(f"need one spatial and one temporal run per split, got {len(spatial)} and {len(temporal)}")
+    acc: dict[str, list[float]] = {"Spatial ConvNet": [], "Temporal ConvNet": [], "Fusion by averaging": [],
+                                   "Fusion by SVM": []}
+    for s_run, t_run in zip(spatial, temporal):
+        get = lambda run, part: run_scores(run, part, task, evaluate_missing, **evaluate_kw)  # noqa: E731
+        s, t = get(s_run, "test"), get(t_run, "test")
+        s_train, t_train = get(s_run, "train"), get(t_run, "train")
+        acc["Spatial ConvNet"].append(top_k_accuracy(s.scores, s.labels))
+        acc["Temporal ConvNet"].append(top_k_accuracy(t.scores, t.labels))
+        avg, _ = fuse("avg", (s, t))
+        svm, _ = fuse("svm", (s, t), (s_train, t_train))
+        acc["Fusion by averaging"].append(top_k_accuracy(avg.scores, avg.labels))
+        acc["Fusion by SVM"].append(top_k_accuracy(svm.scores, svm.labels))
+    headers = ["method"] + [f"split {i + 1}" for i in range(len(spatial))] + ["mean"]
+    rows = [[name] + [f"{v:.1%}" for v in vals] + [f"{np.mean(vals):.1%}"] for name, vals in acc.items()]
+    return headers, rows, acc
+
+
+def markdown(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
