@@ -11,7 +11,8 @@ import pytest
 
 from twostream.cache import CachedVideo, list_cached, unit_dir
 from twostream.cli import main
-from twostream.extract import ExtractOptions, extract_all, find_videos, parse_shard, shard
+from twostream.extract import (ExtractOptions, VideoResult, _run_pool, extract_all, find_videos, parse_shard,
+                               shard)
 
 FAST = ExtractOptions(flow_params={"preset": "ultrafast"}, short_side=0)
 
@@ -90,6 +91,23 @@ def test_rerun_skips_complete_units_and_refuses_other_settings(tiny_videos, tmp_
     assert r.status == "failed" and "flow" in r.reason and "--overwrite" in r.reason
     r = extract_all([("a", path)], out, other, overwrite=True, progress=False)[0]
     assert r.status == "ok" and CachedVideo(out, "a").manifest["flow"]["method"] == "farneback"
+
+
+def _die_on_poison(job):
+    """Stands in for a decoder that crashes its process on one file."""
+    if job[0] == "poison":
+        os._exit(1)
+    time.sleep(0.2)
+    return VideoResult(job[0], str(job[1]), "ok", frames=1)
+
+
+def test_a_crashing_worker_fails_its_video_only():
+    jobs = [(v, Path(f"{v}.mp4")) for v in ("a", "poison", "b", "c", "d")]
+    results = {}
+    _run_pool(jobs, 2, lambda r: results.__setitem__(r.video_id, r), run=_die_on_poison)
+    assert sorted(results) == ["a", "b", "c", "d", "poison"]
+    assert results["poison"].status == "failed" and "crashed" in results["poison"].reason
+    assert all(results[v].status == "ok" for v in "abcd")
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:

@@ -86,7 +86,7 @@ def _cmd_splits(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(args.out, workers=args.workers)
+    run_demo(args.out, iterations=args.iterations, workers=args.workers)
     return 0
 
 
@@ -263,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the end-to-end demo on generated videos (what `make demo` runs)")
     p.add_argument("out", nargs="?", default="demo-run")
+    p.add_argument("--iterations", type=int, default=250, help="training iterations per stream")
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=_cmd_demo)
     return parser

@@ -7,6 +7,8 @@ import multiprocessing as mp
 import time
 import zlib
 from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,6 +169,41 @@ def _run_one(args: tuple) -> VideoResult:
     return extract_video(*args)
 
 
+def _run_pool(jobs: list[tuple], workers: int, done, run=_run_one) -> None:
+    """Run jobs in worker processes, at most ``workers`` at a time. A worker that dies (a decoder crash
+    on a bad file) breaks the pool: the jobs that were running are then run again one by one, so the
+    crash is pinned on its own video (reported as failed) and the run goes on with a new pool."""
+
+    def pool(n: int) -> ProcessPoolExecutor:
+        # spawn, not fork: OpenCV's and FFmpeg's thread pools do not survive a fork safely
+        return ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=_worker_init)
+
+    queue, suspects = list(reversed(jobs)), []
+    while queue or suspects:
+        if suspects:
+            job = suspects.pop()
+            with pool(1) as alone:
+                try:
+                    done(alone.submit(run, job).result())
+                except BrokenProcessPool:
+                    done(VideoResult(job[0], str(job[1]), "failed", "the worker process crashed on it"))
+            continue
+        with pool(workers) as executor:
+            running: dict = {}
+            while queue or running:
+                while queue and len(running) < workers:
+                    job = queue.pop()
+                    running[executor.submit(run, job)] = job
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                try:
+                    for future in finished:
+                        done(future.result())
+                        del running[future]
+                except BrokenProcessPool:
+                    suspects.extend(running.values())
+                    break
+
+
 def extract_all(videos: Sequence[tuple[str, Path]], out: str | Path, options: ExtractOptions,
                 workers: int = 1, overwrite: bool = False, progress: bool = True) -> list[VideoResult]:
     """Extract every video (skipping complete units unless ``overwrite``); results in input order."""
@@ -192,10 +229,7 @@ def extract_all(videos: Sequence[tuple[str, Path]], out: str | Path, options: Ex
             for job in jobs:
                 done(_run_one(job))
         else:
-            # spawn, not fork: OpenCV's and FFmpeg's thread pools do not survive a fork safely
-            with mp.get_context("spawn").Pool(workers, initializer=_worker_init) as pool:
-                for r in pool.imap_unordered(_run_one, jobs, chunksize=1):
-                    done(r)
+            _run_pool(jobs, workers, done)
     finally:
         bar.close()
     return [results[vid] for vid, _ in videos if vid in results]

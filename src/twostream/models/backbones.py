@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .heads import TaskHeads
+from .heads import TaskHeads, TaskModel
 
 TORCHVISION_ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101")
 
@@ -34,7 +34,7 @@ def adapt_input_conv(weight: Tensor, in_channels: int) -> Tensor:
     return weight.mean(dim=1, keepdim=True).repeat(1, in_channels, 1, 1)
 
 
-class TorchvisionResNet(nn.Module):
+class TorchvisionResNet(TaskModel):
     """A torchvision ResNet as a trunk, with ``forward_features`` / ``forward_head`` and one head per task.
 
     Submodules keep torchvision's names (conv1, bn1, layer1..4) so its state dicts load directly.
@@ -57,16 +57,6 @@ class TorchvisionResNet(nn.Module):
         """``Tensor[B, C, H, W]`` -> ``Tensor[B, F, H/32, W/32]``."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
-
-    def forward_head(self, x: Tensor, task: str | None = None, pre_logits: bool = False) -> Tensor:
-        x = self.pre_logits(x)
-        return x if pre_logits else self.head(x, task)
-
-    def forward(self, x: Tensor, task: str | None = None) -> Tensor:
-        return self.forward_head(self.forward_features(x), task)
-
-    def classifier_parameters(self) -> list[nn.Parameter]:
-        return list(self.head.parameters())
 
     @property
     def first_conv(self) -> nn.Conv2d:

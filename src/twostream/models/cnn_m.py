@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .heads import TaskHeads
+from .heads import TaskHeads, TaskModel
 from .lrn import FastLRN
 
 # Caffe CNN-M's LRN: size 5, alpha 5e-4, beta 0.75, k 2.
@@ -26,7 +26,7 @@ def _pool_out(size: int) -> int:
     return -(-(size - 3) // 2) + 1  # ceil mode
 
 
-class CNNM2048(nn.Module):
+class CNNM2048(TaskModel):
     """``Tensor[B, in_channels, S, S]`` -> logits ``Tensor[B, K]`` (per task).
 
     Args:
@@ -72,17 +72,6 @@ class CNNM2048(nn.Module):
                              f"{x.shape[-1]}x{x.shape[-2]}")
         return self.features(x.contiguous(memory_format=torch.channels_last))
 
-    def forward_head(self, x: Tensor, task: str | None = None, pre_logits: bool = False) -> Tensor:
-        """conv5 maps -> ``Tensor[B, 2048]`` (``pre_logits``) or logits ``Tensor[B, K_task]``."""
-        x = self.pre_logits(x)
-        return x if pre_logits else self.head(x, task)
-
-    def forward(self, x: Tensor, task: str | None = None) -> Tensor:
-        return self.forward_head(self.forward_features(x), task)
-
-    def classifier_parameters(self) -> list[nn.Parameter]:
-        """The last layer's parameters (what "fine-tune the last layer only" trains)."""
-        return list(self.head.parameters())
 
     @property
     def first_conv(self) -> nn.Conv2d:

@@ -29,3 +29,29 @@ class TaskHeads(nn.Module):
         if task not in self.heads:
             raise KeyError(f"no head for task {task!r}; tasks: {', '.join(self.heads)}")
         return self.heads[task](x)
+
+
+class TaskModel(nn.Module):
+    """What every model shares: ``forward_features`` (defined by the model) -> ``pre_logits`` -> ``head``.
+
+    Subclasses set ``self.pre_logits`` (features -> ``Tensor[B, F]``) and ``self.head`` (``TaskHeads``),
+    and define ``forward_features`` and ``first_conv``.
+    """
+
+    pre_logits: nn.Module
+    head: TaskHeads
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward_head(self, x: Tensor, task: str | None = None, pre_logits: bool = False) -> Tensor:
+        """Features -> ``Tensor[B, F]`` (``pre_logits``) or the logits of ``task``, ``Tensor[B, K_task]``."""
+        x = self.pre_logits(x)
+        return x if pre_logits else self.head(x, task)
+
+    def forward(self, x: Tensor, task: str | None = None) -> Tensor:
+        return self.forward_head(self.forward_features(x), task)
+
+    def classifier_parameters(self) -> list[nn.Parameter]:
+        """The last layer's parameters (what "fine-tune the last layer only" trains)."""
+        return list(self.head.parameters())
