@@ -95,3 +95,20 @@ def test_html_report_renders_in_headless_chromium_browser(two_runs, synth_cache)
     # 2 plots + 2 videos x (3 frames + 3 flow images), every one decoded by the browser
     assert int(loaded.group(1)) == int(loaded.group(2)) == 14
     assert "RedRight" in dom and "true class" in dom
+
+
+def test_predict_a_clip_matches_its_evaluation(two_runs, synth_cache, capsys):
+    from twostream.predict import predict
+    runs = [two_runs["spatial"], two_runs["temporal"]]
+    evaluated = [read_scores(r / "scores-synth-test.npz") for r in runs]
+    vid = evaluated[0].video_ids[0]
+    clip = synth_cache["videos"] / f"{vid}.mp4"
+    classes, fused, per_run = predict(clip, runs)
+    assert classes == evaluated[0].classes
+    # the clip went through the cache's own extraction settings and the same protocol: same scores
+    for run, ev in zip(runs, evaluated):
+        assert np.allclose(per_run[str(run)], ev.scores[0], atol=1e-4)
+    assert np.allclose(fused, (evaluated[0].scores[0] + evaluated[1].scores[0]) / 2, atol=1e-4)
+    assert main(["predict", str(clip), *map(str, runs), "--top", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("1. " + classes[int(np.argmax(fused))])

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 
 def _cmd_extract(args: argparse.Namespace) -> int:
     from .extract import ExtractOptions, extract_all, find_videos, parse_shard, shard, write_report
@@ -173,6 +175,20 @@ def _cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import predict
+
+    classes, fused, per_run = predict(args.clip, args.runs, args.task, args.positions, args.device)
+    order = np.argsort(-fused)[: args.top]
+    if args.json:
+        print(json.dumps({"clip": args.clip, "top": [{"class": classes[i], "score": float(fused[i])} for i in order],
+                          "runs": {r: s.tolist() for r, s in per_run.items()}}))
+    else:
+        for rank, i in enumerate(order, 1):
+            print(f"{rank}. {classes[i]:<30} {fused[i]:.3f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="twostream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -260,6 +276,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="also write the Markdown table here")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_table)
+
+    p = sub.add_parser("predict", help="classify one clip with trained runs (scores of several runs averaged)")
+    p.add_argument("clip", help="a video file")
+    p.add_argument("runs", nargs="+", help="run folders (e.g. a spatial and a temporal one)")
+    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--task", help="task name, for multi-task runs")
+    p.add_argument("--positions", type=int, help="frames/stacks (default: the config's, 25)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("demo", help="the end-to-end demo on generated videos (what `make demo` runs)")
     p.add_argument("out", nargs="?", default="demo-run")

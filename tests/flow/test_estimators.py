@@ -29,9 +29,17 @@ def test_params_are_recorded_and_bad_ones_named():
         params = build_flow(method).params()
         assert params and all(isinstance(k, str) for k in params)
     assert build_flow("dis", preset="fast").params()["preset"] == "fast"
+    assert build_flow("dis", preset="fast", patch_size=12).params()["patch_size"] == 12
+    for method, kw in (("dis", {"preset": "ultrafast", "finest_scale": 0}), ("farneback", {"winsize": 9}),
+                       ("tvl1", {"warps": 2, "lambda_": 0.2})):
+        params = build_flow(method, **kw).params()
+        rebuilt = build_flow(method, **{k: v for k, v in params.items() if k != "opencv"})
+        assert rebuilt.params() == params  # what the manifest records rebuilds the same estimator
     assert build_flow("farneback", winsize=21).params()["winsize"] == 21
     with pytest.raises(ValueError, match="preset"):
         build_flow("dis", preset="slow")
+    with pytest.raises(ValueError, match="unknown DIS parameters"):
+        build_flow("dis", patchsize=3)
     with pytest.raises(ValueError, match="flow method"):
         build_flow("raft")
     with pytest.raises(ValueError, match="farneback"):

@@ -33,12 +33,22 @@ def test_imagenet_style_weights_load_into_a_temporal_net(tmp_path, fmt):
         load_pretrained(temporal, tmp_path / "nope.pt")
 
 
-def test_torchvision_resnet_when_installed(tmp_path):
+@pytest.mark.parametrize("arch, width", [("resnet18", 512), ("resnet50", 2048)])
+def test_torchvision_resnets_when_installed(tmp_path, monkeypatch, arch, width):
     tv = pytest.importorskip("torchvision")
-    net = tv.models.resnet18(weights=None)
-    torch.save(net.state_dict(), tmp_path / "r18.pth")
-    model = build_model("resnet18", {"ucf101": 101}, 20)
-    report = load_pretrained(model, tmp_path / "r18.pth", "resnet18")
+    from twostream.models.backbones import torchvision_cache_file
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # torchvision's cache, made by the test
+    model = build_model(arch, {"ucf101": 101}, 20)
+    with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
+        load_pretrained(model, "imagenet", arch)
+    net = getattr(tv.models, arch)(weights=None)
+    cached = torchvision_cache_file(arch)
+    cached.parent.mkdir(parents=True)
+    torch.save(net.state_dict(), cached)
+    report = load_pretrained(model, "imagenet", arch)
     assert report["adapted"] == ["conv1.weight"] and "fc.weight" in report["skipped"]
+    assert torch.allclose(model.conv1.weight, adapt_input_conv(net.conv1.weight, 20))
+    assert torch.equal(model.layer4[0].conv1.weight, net.layer4[0].conv1.weight)
     x = torch.randn(2, 20, 112, 112)
-    assert model.forward_features(x).shape == (2, 512, 4, 4) and model(x).shape == (2, 101)
+    assert model.forward_features(x).shape == (2, width, 4, 4) and model(x).shape == (2, 101)
+    assert model.forward_head(model.forward_features(x), pre_logits=True).shape == (2, width)

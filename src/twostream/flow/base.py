@@ -17,7 +17,8 @@ class FlowEstimator(Protocol):
     name: str
 
     def params(self) -> dict[str, Any]:
-        """Every parameter that determines the output, JSON-serialisable (recorded in the cache)."""
+        """Every parameter that determines the output, JSON-serialisable (recorded in the cache); all but
+        ``opencv`` (the library's version) are constructor keywords, so the estimator can be rebuilt."""
 
     def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         """Grey ``uint8[H, W]`` x 2 -> ``float32[H, W, 2]`` flow from ``prev`` to ``nxt``."""

@@ -12,34 +12,36 @@ PRESETS = {
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
     "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
 }
+# parameter -> OpenCV accessor suffix (get<X> / set<X>); a preset sets them all, any can be overridden
+FIELDS = {
+    "finest_scale": "FinestScale", "coarsest_scale": "CoarsestScale", "patch_size": "PatchSize",
+    "patch_stride": "PatchStride", "gradient_descent_iterations": "GradientDescentIterations",
+    "variational_refinement_iterations": "VariationalRefinementIterations",
+    "variational_refinement_alpha": "VariationalRefinementAlpha",
+    "variational_refinement_delta": "VariationalRefinementDelta",
+    "variational_refinement_gamma": "VariationalRefinementGamma",
+    "use_mean_normalization": "UseMeanNormalization", "use_spatial_propagation": "UseSpatialPropagation",
+}
 
 
 class DISFlow:
     name = "dis"
 
-    def __init__(self, preset: str = "medium") -> None:
+    def __init__(self, preset: str = "medium", **overrides: Any) -> None:
         if preset not in PRESETS:
             raise ValueError(f"DIS preset must be one of {sorted(PRESETS)}, got {preset!r}")
+        unknown = sorted(set(overrides) - set(FIELDS))
+        if unknown:
+            raise ValueError(f"unknown DIS parameters {unknown}; allowed: preset, {', '.join(FIELDS)}")
         self.preset = preset
         self._dis = cv2.DISOpticalFlow_create(PRESETS[preset])
+        for key, value in overrides.items():
+            getattr(self._dis, f"set{FIELDS[key]}")(value)
 
     def params(self) -> dict[str, Any]:
-        d = self._dis
-        return {
-            "preset": self.preset,
-            "finest_scale": d.getFinestScale(),
-            "coarsest_scale": d.getCoarsestScale(),
-            "patch_size": d.getPatchSize(),
-            "patch_stride": d.getPatchStride(),
-            "gradient_descent_iterations": d.getGradientDescentIterations(),
-            "variational_refinement_iterations": d.getVariationalRefinementIterations(),
-            "variational_refinement_alpha": d.getVariationalRefinementAlpha(),
-            "variational_refinement_delta": d.getVariationalRefinementDelta(),
-            "variational_refinement_gamma": d.getVariationalRefinementGamma(),
-            "use_mean_normalization": bool(d.getUseMeanNormalization()),
-            "use_spatial_propagation": bool(d.getUseSpatialPropagation()),
-            "opencv": cv2.__version__,
-        }
+        values = {k: getattr(self._dis, f"get{v}")() for k, v in FIELDS.items()}
+        values = {k: bool(v) if k.startswith("use_") else v for k, v in values.items()}
+        return {"preset": self.preset, **values, "opencv": cv2.__version__}
 
     def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         return self._dis.calc(prev, nxt, None)

@@ -23,9 +23,9 @@ class TVL1Flow:
         self._tvl1 = cv2.optflow.DualTVL1OpticalFlow_create(**self._kwargs)
 
     def params(self) -> dict[str, Any]:
-        names = {"lambda_": "lambda", "innnerIterations": "inner_iterations",
-                 "outerIterations": "outer_iterations", "scaleStep": "scale_step",
-                 "medianFiltering": "median_filtering"}
+        """The constructor's keywords (so ``TVL1Flow(**params)`` rebuilds it) and OpenCV's version."""
+        names = {"innnerIterations": "inner_iterations", "outerIterations": "outer_iterations",
+                 "scaleStep": "scale_step", "medianFiltering": "median_filtering"}
         return {names.get(k, k): v for k, v in self._kwargs.items()} | {"opencv": cv2.__version__}
 
     def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
