@@ -17,10 +17,11 @@ from _common import finish, median_ms, parser, table
 from twostream.models import build_model
 
 
-def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
+    """The best of ``repeats`` large float32 matmuls: a peak is what the machine can reach, not its median."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     torch.mm(a, b)
-    return 2 * n**3 / median_ms(lambda: torch.mm(a, b), repeats) / 1e6
+    return max(2 * n**3 / median_ms(lambda: torch.mm(a, b), 1) / 1e6 for _ in range(repeats))
 
 
 def forward_gflop(model: nn.Module, x: torch.Tensor) -> float:
@@ -87,6 +88,11 @@ def main() -> None:
                                         "forward_share_of_peak": share})
                 rows.append([arch, stream, size, f"{gflop:.2f}", f"{fwd_ips:.1f}", f"{train_ips:.1f}",
                              f"{gflop * fwd_ips:.0f}", f"{100 * share:.0f} %"])
+    peak = max(peak, matmul_peak_gflops())  # measured again after the models: the machine may have sped up
+    for row, fig in zip(rows, figures["rows"]):
+        fig["forward_share_of_peak"] = fig["gflop_per_image"] * fig["forward_img_s"] / peak
+        row[-1] = f"{100 * fig['forward_share_of_peak']:.0f} %"
+    figures["matmul_peak_gflops"] = peak
     text = table(["model", "stream", "input", "GFLOP/img", "forward img/s", "train img/s", "forward GFLOP/s",
                   f"share of matmul peak ({peak:.0f} GFLOP/s)"], rows)
     finish(args, figures, text)

@@ -71,3 +71,13 @@ def test_fast_lrn_matches_torch(channels, size, alpha, beta, k):
         assert torch.allclose(y, ref, atol=1e-5, rtol=1e-5)
         y.square().sum().backward()
         assert torch.allclose(xg.grad, xr.grad, atol=1e-4, rtol=1e-4)
+
+
+def test_chunked_inference_matches_the_whole_batch():
+    model = CNNM2048({"a": 5}, in_channels=3, image_size=112).eval()
+    x = torch.randn(10, 3, 112, 112)  # more than one chunk, and a ragged last one
+    with torch.no_grad():
+        chunked = model(x)
+    with torch.enable_grad():
+        whole = model(x)  # the autograd path runs the batch in one pass
+    assert torch.allclose(chunked, whole.detach(), atol=1e-5)
