@@ -48,3 +48,13 @@ def test_generated_videos_decode_and_flow_follows_the_motion(tmp_path):
             assert sign * mean > 0.05, (app, name, mean)
     rot = CachedVideo(cache, "RedRotate/v_RedRotate_g01_c01")
     assert abs(np.mean([rot.flow(t)[..., 0].mean() for t in range(rot.num_flows)])) < 0.05
+
+
+def test_camera_jitter_shakes_the_whole_frame_deterministically():
+    still = SynthOptions(appearances=1, motions=3, frames=6, width=64, height=48)
+    shaky = SynthOptions(appearances=1, motions=3, frames=6, width=64, height=48, camera_jitter=1.5)
+    a, b = render(0, 2, still, 4), render(0, 2, shaky, 4)  # "Rotate": the disc stays in place
+    corner = (slice(None), slice(0, 8), slice(0, 8))  # background only
+    assert np.array_equal(a[corner][0], a[corner][-1])  # a still camera: the background never moves
+    assert any(not np.array_equal(b[corner][0], b[corner][t]) for t in range(1, 6))
+    assert np.array_equal(b, render(0, 2, shaky, 4))

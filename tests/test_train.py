@@ -86,3 +86,16 @@ def test_ddp_two_processes_on_cpu(synth_cache, tmp_path):
     assert [m["iteration"] for m in metrics] == [1, 2, 3]  # rank 0 logs, once per step
     assert "val_accuracy/synth" in metrics[-1]
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["iteration"] == 3
+
+
+def test_gradient_accumulation_equals_the_full_batch(synth_cache, tmp_path):
+    # batch 8 in one pass vs two micro-batches of 4: the same samples, the same update (no dropout, no BN)
+    train(tiny_config(synth_cache, "spatial", ["optim.iterations=2"]), tmp_path / "full", progress=False)
+    train(tiny_config(synth_cache, "spatial", ["optim.iterations=2", "optim.micro_batch=4"]), tmp_path / "acc",
+          progress=False)
+    full, acc = (load_checkpoint(tmp_path / r / "checkpoint.pt")["model"] for r in ("full", "acc"))
+    for k in full:
+        assert torch.allclose(full[k], acc[k], atol=1e-5), k
+    assert [m["loss"] for m in _metrics(tmp_path / "full")] == pytest.approx([m["loss"] for m in _metrics(tmp_path / "acc")], rel=1e-4)
+    with pytest.raises(ValueError, match="must split evenly"):
+        train(tiny_config(synth_cache, "spatial", ["optim.micro_batch=3"]), tmp_path / "bad", progress=False)

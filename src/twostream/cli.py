@@ -9,6 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .data.splits import KINDS
+from .flow import METHODS as FLOW_METHODS
+from .flow.dis import PRESETS as DIS_PRESETS
+
 
 def _cmd_extract(args: argparse.Namespace) -> int:
     from .extract import ExtractOptions, extract_all, find_videos, parse_shard, shard, write_report
@@ -196,8 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("extract", help="decode videos and cache RGB frames + optical flow per video")
     p.add_argument("src", help="folder of videos (recursive) or a text file listing video paths")
     p.add_argument("out", help="cache folder")
-    p.add_argument("--flow", default="dis", choices=["dis", "farneback", "tvl1"])
-    p.add_argument("--preset", default="medium", choices=["ultrafast", "fast", "medium"],
+    p.add_argument("--flow", default="dis", choices=sorted(FLOW_METHODS))
+    p.add_argument("--preset", default="medium", choices=sorted(DIS_PRESETS),
                    help="DIS preset (default medium)")
     p.add_argument("--flow-params", help='JSON of estimator parameters, e.g. \'{"winsize": 21}\'')
     p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
@@ -230,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("splits", help="print the classes and train/test counts of a split")
-    p.add_argument("kind", choices=["ucf101", "hmdb51", "folder", "csv"])
+    p.add_argument("kind", choices=KINDS)
     p.add_argument("path", help="split-file folder (ucf101, hmdb51), class-folder root, or CSV file")
     p.add_argument("--fold", type=int, help="1..3 (default: every fold present)")
     p.add_argument("--cache", help="also list the videos missing from this cache")

@@ -122,7 +122,8 @@ def render(appearance: int, motion: int, options: SynthOptions, seed: int) -> np
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     frames = np.empty((n, h, w, 3), np.uint8)
     for t in range(n):
-        jx, jy = (np.clip(rng.normal(0, o.camera_jitter, 2), -pad, pad) if o.camera_jitter else (0.0, 0.0))
+        jx, jy = (float(v) for v in np.clip(rng.normal(0, o.camera_jitter, 2), -pad, pad)) \
+            if o.camera_jitter else (0.0, 0.0)
         cx, cy, rot, scale = _pose(name, t, n, o, start)
         cx, cy = cx + jx, cy + jy
         # inverse map: frame pixel -> disc texture coordinate (rotate by -rot, scale by 1/scale)
@@ -130,7 +131,8 @@ def render(appearance: int, motion: int, options: SynthOptions, seed: int) -> np
         dx, dy = (xs - cx) / scale, (ys - cy) / scale
         u = math.cos(a) * dx + math.sin(a) * dy + radius
         v = -math.sin(a) * dx + math.cos(a) * dy + radius
-        tex = cv2.remap(disc, u, v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        tex = cv2.remap(disc, u.astype(np.float32), v.astype(np.float32), cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REFLECT)
         inside = np.clip(radius - np.hypot(dx, dy) + 0.5, 0, 1)[..., None]  # anti-aliased edge
         y0, x0 = int(round(pad + jy)), int(round(pad + jx))
         frame = inside * tex + (1 - inside) * bg[y0:y0 + h, x0:x0 + w]

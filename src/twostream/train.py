@@ -111,6 +111,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     rank, world, local_rank = _dist_setup()
     main_process = rank == 0
     device = pick_device(cfg.run.device, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL and pinned memory use the current device
     o = cfg.optim
     per_step = o.batch_size // world
     if o.batch_size % world or per_step % min(o.micro_batch, per_step):
@@ -130,8 +132,10 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         val_sets = [make_dataset(t, cfg.input, s.test[:limit], "val") for t, s in zip(cfg.tasks, splits)]
 
     # model and optimiser
-    model, report = make_model(cfg, classes)
+    model, report = make_model(cfg, classes)  # same seed on every rank: same initial weights
     model.to(device)
+    if world > 1:
+        torch.manual_seed(cfg.run.seed + rank)  # but each rank its own dropout masks
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, o.milestones, o.gamma)
