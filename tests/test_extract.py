@@ -122,8 +122,8 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 
 def test_resume_after_sigkill_gives_the_uninterrupted_cache(tiny_videos, tmp_path):
-    for i in range(8):
-        tiny_videos(f"c{i % 2}/v{i}.mp4", frames=40, height=96, width=128, seed=i)
+    for i in range(10):
+        tiny_videos(f"c{i % 2}/v{i}.mp4", frames=60, height=96, width=128, seed=i)
     src = tmp_path / "videos"
     cmd = [sys.executable, "-m", "twostream.cli", "extract", str(src), "--quiet", "--short-side", "0"]
     subprocess.run(cmd + [str(tmp_path / "ref")], check=True, capture_output=True)
@@ -132,12 +132,12 @@ def test_resume_after_sigkill_gives_the_uninterrupted_cache(tiny_videos, tmp_pat
     proc = subprocess.Popen(cmd + [str(killed), "--workers", "2"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 60
-    while len(list_cached(killed)) < 2 and time.time() < deadline:
-        time.sleep(0.01)
+    while not list_cached(killed) and time.time() < deadline:
+        time.sleep(0.005)
     os.killpg(proc.pid, signal.SIGKILL)  # the whole group: the parent and its workers
     proc.wait()
     done = len(list_cached(killed))
-    assert 2 <= done < 8, "the kill should land mid-run"
+    assert 1 <= done < 10, "the kill should land mid-run"
     subprocess.run(cmd + [str(killed)], check=True, capture_output=True)
     assert _snapshot(killed) == _snapshot(tmp_path / "ref")
 
