@@ -27,6 +27,7 @@ def test_yaml_then_overrides(tmp_path):
     ("tasks.3.fold=1", "list index out of range"),
     ("optim.milestones=[5, 3]", "milestones must increase"),
     ("lr", "must look like key=value"),
+    ("model.pretrained.path=x", "model.pretrained: must be a string"),
 ])
 def test_bad_keys_and_values_are_named(override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")):

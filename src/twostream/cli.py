@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -75,8 +76,7 @@ def _cmd_splits(args: argparse.Namespace) -> int:
     for fold in folds:
         split = load_split(args.kind, args.path, fold)
         print(f"{split.name}: {len(split.classes)} classes, {len(split.train)} train, {len(split.test)} test")
-        if args.classes:
-            print("  " + " ".join(split.classes))
+        print(textwrap.fill(" ".join(split.classes), 100, initial_indent="  ", subsequent_indent="  "))
         if args.cache:
             for part in ("train", "test"):
                 missing = missing_videos(split.samples(part), args.cache)
@@ -238,7 +238,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="split-file folder (ucf101, hmdb51), class-folder root, or CSV file")
     p.add_argument("--fold", type=int, help="1..3 (default: every fold present)")
     p.add_argument("--cache", help="also list the videos missing from this cache")
-    p.add_argument("--classes", action="store_true", help="print the class names too")
     p.set_defaults(func=_cmd_splits)
 
     p = sub.add_parser("train", help="train a stream: twostream train CONFIG [key=value ...]")

@@ -161,9 +161,9 @@ def apply_override(data: dict, override: str) -> None:
                 raise ConfigError(f"{'.'.join(parts[:i + 1])}: list index out of range or not a number")
             node = node[int(part)]
         else:
-            node = node.setdefault(part, {})
-            if node is None:
-                node = data[part] = {}
+            if node.get(part) is None:  # absent or null (e.g. model.pretrained): a new mapping
+                node[part] = {}
+            node = node[part]
     last = parts[-1]
     value = yaml.safe_load(raw) if raw.strip() else ""
     if isinstance(node, list):

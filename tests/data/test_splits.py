@@ -89,3 +89,15 @@ def test_missing_videos_are_named(tmp_path):
         w.add_flow(np.zeros((8, 8, 2), np.float32))
         w.commit({})
     assert missing_videos([Sample("a/x", 0), Sample("a/y", 0)], tmp_path) == ["a/y"]
+
+
+def test_splits_command_lists_classes_and_missing_videos(synth_cache, tmp_path, capsys):
+    from twostream.cli import main
+    assert main(["splits", "ucf101", str(synth_cache["videos"]), "--cache", str(synth_cache["cache"])]) == 0
+    out = capsys.readouterr().out
+    assert "ucf101/1: 4 classes, 16 train, 8 test" in out and "RedRight RedLeft GreenRight GreenLeft" in out
+    assert "every test video is in" in out
+    (tmp_path / "empty").mkdir()
+    assert main(["splits", "ucf101", str(synth_cache["videos"]), "--cache", str(tmp_path / "empty")]) == 1
+    out = capsys.readouterr().out
+    assert "16 train videos missing" in out and "RedRight/v_RedRight_g01_c01" in out
