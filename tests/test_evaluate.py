@@ -94,7 +94,7 @@ def test_html_report_renders_in_headless_chromium_browser(two_runs, synth_cache)
     assert loaded, "the page's load script did not run"
     # 2 plots + 2 videos x (3 frames + 3 flow images), every one decoded by the browser
     assert int(loaded.group(1)) == int(loaded.group(2)) == 14
-    assert "RedRight" in dom and "true class" in dom
+    assert "RedUp" in dom and "true class" in dom
 
 
 def test_predict_a_clip_matches_its_evaluation(two_runs, synth_cache, capsys):

@@ -12,8 +12,8 @@ SMALL = SynthOptions(appearances=2, motions=4, videos_per_class=3, frames=10, wi
 
 
 def test_classes_pair_every_appearance_with_every_motion():
-    assert class_names(SMALL) == ["RedRight", "RedLeft", "RedRotate", "RedZoom",
-                                  "GreenRight", "GreenLeft", "GreenRotate", "GreenZoom"]
+    assert class_names(SMALL) == ["RedUp", "RedDown", "RedRotate", "RedZoom",
+                                  "GreenUp", "GreenDown", "GreenRotate", "GreenZoom"]
     with pytest.raises(ValueError, match="motions"):
         SynthOptions(motions=len(MOTIONS) + 1)
 
@@ -37,11 +37,11 @@ def test_generated_videos_decode_and_flow_follows_the_motion(tmp_path):
     split = ucf101_split(out, 1)
     assert split.classes == class_names(SMALL)
     assert (len(split.train), len(split.test)) == (16, 8)
-    frames, info = read_video(out / "RedRight" / "v_RedRight_g01_c01.mp4", short_side=None)
+    frames, info = read_video(out / "RedUp" / "v_RedUp_g01_c01.mp4", short_side=None)
     assert frames.shape == (10, 64, 96, 3) and info.fps == 25
     cache = tmp_path / "cache"
     assert main(["extract", str(out), str(cache), "--short-side", "0", "--quiet"]) == 0
-    for name, axis, sign in (("Right", 0, 1), ("Left", 0, -1)):
+    for name, axis, sign in (("Down", 1, 1), ("Up", 1, -1)):  # image y grows downwards
         for app in ("Red", "Green"):
             v = CachedVideo(cache, f"{app}{name}/v_{app}{name}_g01_c01")
             mean = np.mean([v.flow(t)[..., axis].mean() for t in range(v.num_flows)])

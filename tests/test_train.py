@@ -28,7 +28,7 @@ def test_tiny_training_loss_falls(synth_cache, tmp_path, stream):
     assert losses[-1] < 0.9 * losses[0], losses
     assert 0 <= last["val_accuracy/synth"] <= 1
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
-    assert ckpt["iteration"] == 40 and ckpt["classes"]["synth"][0] == "RedRight"
+    assert ckpt["iteration"] == 40 and ckpt["classes"]["synth"][0] == "RedUp"
     assert ckpt["model_args"]["in_channels"] == (3 if stream == "spatial" else 8)
     assert (tmp_path / "run" / "config.yaml").exists()
 

@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("synth", help="generate a synthetic action data set (real videos, UCF-101 layout)")
     p.add_argument("out")
     p.add_argument("--appearances", type=int, default=2, help="colours at equal luminance (default 2)")
-    p.add_argument("--motions", type=int, default=3, help="first N of Right Left Rotate Zoom Up Down Oscillate")
+    p.add_argument("--motions", type=int, default=3, help="first N of Up Down Rotate Zoom Oscillate Right Left")
     p.add_argument("--videos-per-class", type=int, default=12)
     p.add_argument("--frames", type=int, default=32)
     p.add_argument("--size", type=int, nargs=2, default=(160, 128), metavar=("W", "H"))

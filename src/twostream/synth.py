@@ -18,7 +18,9 @@ import numpy as np
 from .io import atomic_write_text
 from .video import write_video
 
-MOTIONS = ("Right", "Left", "Rotate", "Zoom", "Up", "Down", "Oscillate")
+# Motions in the order ``--motions N`` takes them. Right and Left come last: they are each other's mirror
+# image, and the paper's horizontal flips (training augmentation, test crops) make them one class.
+MOTIONS = ("Up", "Down", "Rotate", "Zoom", "Oscillate", "Right", "Left")
 # Hue angles in the (Cb, Cr) plane at fixed luma: these four are easy to name; more get a degree name.
 APPEARANCES = (("Red", 90), ("Green", 270), ("Blue", 0), ("Yellow", 180))
 
@@ -54,7 +56,7 @@ def appearance_names(n: int) -> list[tuple[str, float]]:
 
 
 def class_names(options: SynthOptions) -> list[str]:
-    """Classes in label order: appearance-major (``RedRight``, ``RedLeft``, ..., ``GreenRight``, ...)."""
+    """Classes in label order: appearance-major (``RedUp``, ``RedDown``, ..., ``GreenUp``, ...)."""
     return [a + m for a, _ in appearance_names(options.appearances) for m in MOTIONS[: options.motions]]
 
 

@@ -95,9 +95,9 @@ def test_splits_command_lists_classes_and_missing_videos(synth_cache, tmp_path, 
     from twostream.cli import main
     assert main(["splits", "ucf101", str(synth_cache["videos"]), "--cache", str(synth_cache["cache"])]) == 0
     out = capsys.readouterr().out
-    assert "ucf101/1: 4 classes, 16 train, 8 test" in out and "RedRight RedLeft GreenRight GreenLeft" in out
+    assert "ucf101/1: 4 classes, 16 train, 8 test" in out and "RedUp RedDown GreenUp GreenDown" in out
     assert "every test video is in" in out
     (tmp_path / "empty").mkdir()
     assert main(["splits", "ucf101", str(synth_cache["videos"]), "--cache", str(tmp_path / "empty")]) == 1
     out = capsys.readouterr().out
-    assert "16 train videos missing" in out and "RedRight/v_RedRight_g01_c01" in out
+    assert "16 train videos missing" in out and "RedUp/v_RedUp_g01_c01" in out
