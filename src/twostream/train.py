@@ -47,13 +47,13 @@ class AllHeads(nn.Module):
 def multitask_loss(logits: dict[str, torch.Tensor], labels: torch.Tensor, task_ids: torch.Tensor
                    ) -> tuple[torch.Tensor, int]:
     """Sum over tasks of the mean cross-entropy of each task's own rows (the paper's multi-task loss),
-    and the number of correct top-1 predictions."""
-    loss, correct = 0.0, 0
+    and the number of correct top-1 predictions (a tensor: reading it would wait for the GPU)."""
+    loss, correct = 0.0, torch.zeros((), dtype=torch.long, device=labels.device)
     for t, (name, out) in enumerate(logits.items()):
         rows = task_ids == t
         if rows.any():
             loss = loss + F.cross_entropy(out[rows].float(), labels[rows])
-            correct += int((out[rows].argmax(1) == labels[rows]).sum())
+            correct = correct + (out[rows].argmax(1) == labels[rows]).sum()
         else:
             loss = loss + 0.0 * out.sum()  # keeps the unused head in the graph (DDP)
     return loss, correct
@@ -181,7 +181,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     bar = tqdm(total=o.iterations, initial=iteration, disable=not (progress and main_process),
                dynamic_ncols=True, unit="it")
     last: dict = {}
-    window = {"loss": 0.0, "correct": 0, "seen": 0, "start": time.perf_counter()}
+    # running sums stay on the device; they are read (a GPU sync) only when a line is logged
+    window = {"loss": torch.zeros((), device=device), "correct": 0, "seen": 0, "start": time.perf_counter()}
     try:
         while iteration < o.iterations:
             for micro_step in range(accumulate):
@@ -192,8 +193,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                         torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                     loss, correct = multitask_loss(net(x), y, task)
                     scaler.scale(loss / accumulate).backward()
-                window["loss"] += float(loss.detach()) * len(y)
-                window["correct"] += correct
+                window["loss"] = window["loss"] + loss.detach() * len(y)
+                window["correct"] = window["correct"] + correct
                 window["seen"] += len(y)
             scaler.step(optimizer)
             scaler.update()
@@ -204,10 +205,11 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
 
             if iteration % cfg.run.log_every == 0 or iteration == o.iterations:
                 seconds = time.perf_counter() - window["start"]
-                last = {"iteration": iteration, "loss": window["loss"] / window["seen"],
-                        "accuracy": window["correct"] / window["seen"], "lr": scheduler.get_last_lr()[0],
+                last = {"iteration": iteration, "loss": float(window["loss"]) / window["seen"],
+                        "accuracy": int(window["correct"]) / window["seen"], "lr": scheduler.get_last_lr()[0],
                         "samples_per_s": window["seen"] * world / seconds}
-                window = {"loss": 0.0, "correct": 0, "seen": 0, "start": time.perf_counter()}
+                window = {"loss": torch.zeros((), device=device), "correct": 0, "seen": 0,
+                          "start": time.perf_counter()}
                 if val_sets and (iteration % cfg.run.val_every == 0 or iteration == o.iterations):
                     last |= validate(model, val_sets, [t.name for t in cfg.tasks], device, micro, cfg.run.workers)
                 bar.set_postfix(loss=f"{last['loss']:.3f}", acc=f"{last['accuracy']:.2f}", lr=f"{last['lr']:.0e}",
