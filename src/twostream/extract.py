@@ -36,7 +36,7 @@ class ExtractOptions:
 
     def recorded(self) -> dict[str, Any]:
         """What a unit must match to be reused by a re-run (method and parameters, codec, size)."""
-        flow = build_flow(self.flow_method, **self.flow_params)
+        flow = _estimator(self)  # the process's cached estimator: built once, not per call
         return {"flow": {"method": flow.name, "params": flow.params()}, "short_side": self.short_side,
                 "codec": FlowCodec(self.bound, self.flow_quality).to_dict(),
                 "rgb_quality": self.rgb_quality, "bidirectional": self.bidirectional}
@@ -120,13 +120,14 @@ def extract_video(video_id: str, path: str | Path, out: str | Path, options: Ext
     start = time.perf_counter()
     result = VideoResult(video_id, str(path), "ok")
     try:
+        recorded = options.recorded()
         if not overwrite and unit_dir(out, video_id).exists():
             try:
                 manifest = read_manifest(out, video_id)
             except ValueError:
                 manifest = None  # incomplete or corrupt: extract again
             if manifest is not None:
-                wanted = options.recorded()
+                wanted = recorded
                 have = {k: manifest.get(k) for k in wanted}
                 if have != wanted:
                     diff = sorted(k for k in wanted if have[k] != wanted[k])
@@ -153,7 +154,7 @@ def extract_video(video_id: str, path: str | Path, out: str | Path, options: Ext
                 raise VideoError(f"{path}: {n} frame(s); flow needs at least 2")
             writer.commit({"source": str(path), "fps": info.fps, "codec_name": info.codec,
                            "source_width": info.source_width, "source_height": info.source_height,
-                           **{k: v for k, v in options.recorded().items() if k != "codec"}})
+                           **{k: v for k, v in recorded.items() if k != "codec"}})
             result.frames = n
     except (VideoError, ValueError, OSError) as exc:
         result.status, result.reason = "failed", str(exc)

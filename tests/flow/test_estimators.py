@@ -56,3 +56,13 @@ def test_compute_flow_forward_and_backward():
     assert bwd[inner][..., 0].mean() == pytest.approx(-1.0, abs=0.2)
     with pytest.raises(ValueError, match="at least 2 frames"):
         compute_flow(frames[:1], build_flow("dis"))
+
+
+def test_params_do_not_change_with_use():
+    # OpenCV's DIS reports the coarsest scale it picked once it has run; the record must be the setting
+    img = texture(64, 64, seed=2)
+    for method in METHODS:
+        est = build_flow(method, **({"nscales": 2, "warps": 1} if method == "tvl1" else {}))
+        before = est.params()
+        est(img, shift(img, 1.0, 0.0))
+        assert est.params() == before, method

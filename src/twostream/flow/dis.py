@@ -37,11 +37,13 @@ class DISFlow:
         self._dis = cv2.DISOpticalFlow_create(PRESETS[preset])
         for key, value in overrides.items():
             getattr(self._dis, f"set{FIELDS[key]}")(value)
+        # read now: after a first calc() OpenCV reports the coarsest scale it chose, not the setting
+        values = {k: getattr(self._dis, f"get{v}")() for k, v in FIELDS.items()}
+        self._params = {"preset": preset, **{k: bool(v) if k.startswith("use_") else v for k, v in values.items()},
+                        "opencv": cv2.__version__}
 
     def params(self) -> dict[str, Any]:
-        values = {k: getattr(self._dis, f"get{v}")() for k, v in FIELDS.items()}
-        values = {k: bool(v) if k.startswith("use_") else v for k, v in values.items()}
-        return {"preset": self.preset, **values, "opencv": cv2.__version__}
+        return dict(self._params)
 
     def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         return self._dis.calc(prev, nxt, None)
