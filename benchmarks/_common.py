@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from twostream.table import markdown
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
@@ -39,9 +41,7 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
     """A Markdown table, ready to paste into the README."""
     fmt = [lambda v: f"{v:.3f}" if isinstance(v, float) and abs(v) < 10 else
            (f"{v:.0f}" if isinstance(v, float) else str(v))]
-    cells = [[fmt[0](v) for v in row] for row in rows]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
+    return markdown(headers, [[fmt[0](v) for v in row] for row in rows])
 
 
 def finish(args: argparse.Namespace, figures: dict, text: str) -> None:

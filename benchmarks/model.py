@@ -8,7 +8,6 @@ matmul peak, measured in the same run (``torch.mm`` on large float32 matrices). 
 from __future__ import annotations
 
 import importlib.util
-import time
 
 import torch
 from torch import nn

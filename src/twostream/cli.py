@@ -137,8 +137,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_fuse(args: argparse.Namespace) -> int:
     from .fusion import fuse
-    from .metrics import summary
-    from .report import write_report
+    from .report import ACCURACY_HEADERS, accuracy_rows, write_report
     from .scores import read_scores, write_scores
 
     test = (read_scores(args.spatial), read_scores(args.temporal))
@@ -150,16 +149,14 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
     fused, info = fuse(args.method, test, train, args.weight)
     out = Path(args.out or Path(args.spatial).with_name(f"fused-{args.method}.npz"))
     write_scores(out, fused)
-    rows = []
-    for name, s in (("spatial", test[0]), ("temporal", test[1]), (f"fusion ({args.method})", fused)):
-        m = summary(s.scores, s.labels)
-        rows.append([name, f"{m['top1']:.1%}", f"{m['top5']:.1%}", f"{m['mean_class']:.1%}"])
-        print(f"{name:>20}: top-1 {m['top1']:.1%}  top-5 {m['top5']:.1%}  mean class {m['mean_class']:.1%}")
+    rows = accuracy_rows([("spatial", test[0]), ("temporal", test[1]), (f"fusion ({args.method})", fused)])
+    for name, top1, top5, mean_class in rows:
+        print(f"{name:>20}: top-1 {top1}  top-5 {top5}  mean class {mean_class}")
     if "weight" in info:
         print(f"spatial weight {info['weight']:.2f}")
     if not args.no_report:
         page = write_report(out.with_suffix(".html"), f"Fusion by {args.method}", fused, _task_cache(test[0]),
-                            [("streams and fusion", ["scores", "top-1", "top-5", "mean class"], rows)])
+                            [("streams and fusion", ACCURACY_HEADERS, rows)])
         print(f"report: {page}")
     print(f"fused scores: {out}")
     return 0

@@ -14,8 +14,7 @@ from pathlib import Path
 from .config import load_config
 from .extract import ExtractOptions, extract_all, find_videos
 from .fusion import fuse
-from .metrics import summary
-from .report import write_report
+from .report import ACCURACY_HEADERS, accuracy_rows, write_report
 from .scores import read_scores, write_scores
 from .synth import SynthOptions, generate
 from .table import markdown
@@ -23,7 +22,7 @@ from .table import markdown
 
 def demo_overrides(out: Path, stream: str, iterations: int) -> list[str]:
     """The demo's training recipe (configs/synth_<stream>.yaml is the same, as a file)."""
-    return [f"tasks.0.name=synth", f"tasks.0.splits={out / 'videos'}", f"tasks.0.cache={out / 'cache'}",
+    return ["tasks.0.name=synth", f"tasks.0.splits={out / 'videos'}", f"tasks.0.cache={out / 'cache'}",
             f"input.stream={stream}", "input.crop=112", "input.length=10", "input.test_positions=5",
             "model.dropout=0.5", "optim.batch_size=16", "optim.micro_batch=16",
             f"optim.milestones=[{iterations * 2 // 3}]", f"optim.iterations={iterations}", "optim.lr=0.01",
@@ -61,16 +60,13 @@ def run_demo(out: str | Path, iterations: int = 250, workers: int = 2) -> dict:
     print("[5/5] fusion and report")
     test, train_ = (scores["spatial", "test"], scores["temporal", "test"]), (scores["spatial", "train"],
                                                                              scores["temporal", "train"])
-    rows, fused = [], {}
-    for name, s in (("spatial", test[0]), ("temporal", test[1])):
-        rows.append([name, s])
+    fused = {}
     for method in ("avg", "svm"):
         fused[method], _ = fuse(method, test, train_)
         write_scores(out / f"fused-{method}.npz", fused[method])
-        rows.append([f"fusion ({method})", fused[method]])
-    table = [[name] + [f"{v:.1%}" for k, v in summary(s.scores, s.labels).items() if k != "videos"]
-             for name, s in rows]
-    headers = ["scores", "top-1", "top-5", "mean class"]
+    table = accuracy_rows([("spatial", test[0]), ("temporal", test[1])] +
+                          [(f"fusion ({m})", f) for m, f in fused.items()])
+    headers = ACCURACY_HEADERS
     page = write_report(out / "report.html", "twostream demo: fusion by SVM", fused["svm"], out / "cache",
                         [("streams and fusion (test split)", headers, table)])
     seconds = round(time.perf_counter() - start, 1)

@@ -63,6 +63,18 @@ def plot_per_class(scores: Scores, path: str | Path) -> Path:
     return Path(path)
 
 
+ACCURACY_HEADERS = ["scores", "top-1", "top-5", "mean class"]
+
+
+def accuracy_rows(named: list[tuple[str, Scores]]) -> list[list[str]]:
+    """One row per (name, scores): top-1, top-5 and mean class accuracy as percentages."""
+    rows = []
+    for name, s in named:
+        m = summary(s.scores, s.labels)
+        rows.append([name, f"{m['top1']:.1%}", f"{m['top5']:.1%}", f"{m['mean_class']:.1%}"])
+    return rows
+
+
 def _data_uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
