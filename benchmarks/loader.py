@@ -13,7 +13,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from _common import data_dir, finish, parser, table
-from twostream.data.datasets import SpatialDataset, TemporalDataset, TemporalOptions
+from twostream.data.datasets import TrainClips
+from twostream.data.inputs import InputOptions
 from twostream.data.sampling import ClassBalancedSampler
 from twostream.data.splits import Sample
 from twostream.extract import ExtractOptions, extract_all, find_videos
@@ -42,10 +43,10 @@ def main() -> None:
     figures, rows = {}, []
     with tempfile.TemporaryDirectory() as cache:
         extract_all(videos, cache, ExtractOptions(flow_params={"preset": "fast"}), workers=2, progress=False)
-        streams = {"spatial": SpatialDataset(samples, cache, "train"),
-                   "temporal (L=10)": TemporalDataset(samples, cache, "train", options=TemporalOptions(10)),
-                   "temporal trajectory": TemporalDataset(samples, cache, "train",
-                                                          options=TemporalOptions(10, stacking="trajectory"))}
+        streams = {"spatial": TrainClips(samples, cache, InputOptions("spatial")),
+                   "temporal (L=10)": TrainClips(samples, cache, InputOptions("temporal", length=10)),
+                   "temporal trajectory": TrainClips(samples, cache, InputOptions("temporal", length=10,
+                                                                                  stacking="trajectory"))}
         for name, ds in streams.items():
             for workers in (0, 1, 2):
                 sps = throughput(ds, workers, args.batches, args.batch_size)

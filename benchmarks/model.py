@@ -13,6 +13,8 @@ import torch
 from torch import nn
 
 from _common import finish, median_ms, parser, table
+from twostream.config import ModelConfig
+from twostream.data.inputs import STREAMS, InputOptions
 from twostream.models import build_model
 
 
@@ -73,10 +75,12 @@ def main() -> None:
     figures = {"matmul_peak_gflops": peak, "threads": torch.get_num_threads(), "rows": []}
     rows = []
     for arch in archs:
-        for stream, channels in (("spatial", 3), ("temporal", 20)):
+        for stream in STREAMS:
+            channels = InputOptions(stream).channels  # 3, or 2L with the default L = 10
             for size in (224, 112):
                 torch.manual_seed(0)
-                model = build_model(arch, {"ucf101": 101}, channels, size, temporal=stream == "temporal")
+                model = build_model(arch, {"ucf101": 101}, channels, size, dropout=ModelConfig.dropout,
+                                    temporal=stream == "temporal")
                 x = torch.randn(args.batch, channels, size, size)
                 gflop = forward_gflop(model, x) / args.batch
                 fwd_ms, train_ms = measure(model, x, args.repeats)

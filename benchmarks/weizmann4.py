@@ -17,8 +17,9 @@ import numpy as np
 from _common import data_dir, finish, parser
 from twostream.config import load_config
 from twostream.extract import ExtractOptions, extract_all, find_videos
+from twostream.runs import RunDir
 from twostream.table import markdown, splits_table
-from twostream.train import CHECKPOINT, train
+from twostream.train import train
 from twostream.video import write_video
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -63,7 +64,7 @@ def main() -> None:
             cfg = load_config(CONFIGS / f"weizmann4_{stream}.yaml", [
                 f"tasks.0.splits={split}", f"tasks.0.cache={out / 'cache'}", f"optim.iterations={args.iterations}",
                 f"optim.milestones=[{args.iterations * 2 // 3}]", f"run.checkpoint_every={args.iterations}"])
-            if not (run / CHECKPOINT).exists():
+            if not RunDir(run).checkpoint.exists():
                 train(cfg, run)
             runs.append(run)
     headers, table_rows, acc = splits_table(spatial, temporal, workers=2, progress=False)

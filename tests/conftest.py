@@ -19,7 +19,7 @@ def shared_data() -> Path:
     return SHARED
 
 
-def texture(height: int, width: int, seed: int = 0, blur: float = 2.0) -> np.ndarray:
+def _texture(height: int, width: int, seed: int = 0, blur: float = 2.0) -> np.ndarray:
     """A smooth random grey texture, uint8[H, W], with structure at several scales (good for flow)."""
     rng = np.random.default_rng(seed)
     noise = rng.random((height, width)).astype(np.float32)
@@ -28,17 +28,48 @@ def texture(height: int, width: int, seed: int = 0, blur: float = 2.0) -> np.nda
     return (img * 255).astype(np.uint8)
 
 
-def shift(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
+def _shift(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
     """The image translated by (dx, dy) px with bilinear interpolation: flow from image to it is (dx, dy)."""
     m = np.float32([[1, 0, dx], [0, 1, dy]])
     return cv2.warpAffine(image, m, image.shape[1::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
-def moving_frames(n: int, height: int = 48, width: int = 64, dx: float = 1.0, dy: float = 0.0,
+def _moving_frames(n: int, height: int = 48, width: int = 64, dx: float = 1.0, dy: float = 0.0,
                   seed: int = 0) -> np.ndarray:
     """uint8[n, H, W, 3]: a colour texture translating by (dx, dy) px per frame."""
-    base = np.stack([texture(height, width, seed + c) for c in range(3)], axis=-1)
-    return np.stack([shift(base, dx * t, dy * t) for t in range(n)])
+    base = np.stack([_texture(height, width, seed + c) for c in range(3)], axis=-1)
+    return np.stack([_shift(base, dx * t, dy * t) for t in range(n)])
+
+
+@pytest.fixture(scope="session")
+def texture():
+    """``texture(height, width, seed=0, blur=2.0)``: a smooth random grey texture, uint8[H, W]."""
+    return _texture
+
+
+@pytest.fixture(scope="session")
+def shift():
+    """``shift(image, dx, dy)``: the image translated by (dx, dy) px; flow from image to it is (dx, dy)."""
+    return _shift
+
+
+@pytest.fixture(scope="session")
+def moving_frames():
+    """``moving_frames(n, height=48, width=64, dx=1.0, dy=0.0, seed=0)``: uint8[n, H, W, 3], a colour
+    texture translating by (dx, dy) px per frame."""
+    return _moving_frames
+
+
+@pytest.fixture(scope="session")
+def unit_record():
+    """``unit_record(bidirectional=False)``: an extraction record for units a test writes by hand."""
+    from twostream.flow.codec import FlowCodec
+    from twostream.record import ExtractionRecord
+
+    def make(bidirectional: bool = False) -> ExtractionRecord:
+        return ExtractionRecord("hand-made", {}, 0, bidirectional, FlowCodec(), 95)
+
+    return make
 
 
 @pytest.fixture
@@ -49,7 +80,7 @@ def tiny_videos(tmp_path: Path):
     def make(name: str, frames: int = 12, **kw) -> Path:
         path = tmp_path / "videos" / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_video(path, moving_frames(frames, **kw), fps=25, codec="mpeg4" if path.suffix == ".avi" else "libx264")
+        write_video(path, _moving_frames(frames, **kw), fps=25, codec="mpeg4" if path.suffix == ".avi" else "libx264")
         return path
 
     return make
@@ -70,13 +101,21 @@ def synth_cache(tmp_path_factory) -> dict:
     return {"videos": root / "videos", "cache": root / "cache"}
 
 
-def tiny_config(synth: dict, stream: str = "temporal", overrides: list[str] = ()):
-    """A CPU-sized config on ``synth_cache``: 64 px crops, L = 4, batch 8."""
+@pytest.fixture(scope="session")
+def tiny_config(synth_cache):
+    """``tiny_config(stream="temporal", overrides=())``: a CPU-sized config on ``synth_cache``: 64 px
+    crops, L = 4, batch 8, 6 iterations."""
     from twostream.config import load_config
 
-    base = [f"tasks.0.splits={synth['videos']}", f"tasks.0.cache={synth['cache']}", "tasks.0.name=synth",
+    def make(stream: str = "temporal", overrides: list[str] = ()):
+        return load_config(None, _tiny_overrides(synth_cache, stream) + list(overrides))
+
+    return make
+
+
+def _tiny_overrides(synth: dict, stream: str) -> list[str]:
+    return [f"tasks.0.splits={synth['videos']}", f"tasks.0.cache={synth['cache']}", "tasks.0.name=synth",
             f"input.stream={stream}", "input.crop=64", "input.length=4", "input.test_positions=3",
             "model.dropout=0.0", "optim.batch_size=8", "optim.micro_batch=8", "optim.milestones=[1000]",
             "optim.iterations=6", "optim.lr=0.01", "run.workers=0", "run.log_every=1", "run.val_every=0",
             "run.checkpoint_every=3"]
-    return load_config(None, base + list(overrides))

@@ -2,29 +2,34 @@ import numpy as np
 import pytest
 
 from twostream.cache import CachedVideo, UnitWriter, is_complete, list_cached, read_manifest, unit_dir
-from twostream.flow.codec import FlowCodec
-from conftest import moving_frames
+from twostream.record import ExtractionRecord
 
 
-def _write(root, vid, n=5, bidirectional=False, boom_at=None):
-    frames = moving_frames(n, 32, 40)
-    flows = np.random.default_rng(0).uniform(-10, 10, (n - 1, 32, 40, 2)).astype(np.float32)
-    flows = np.round(flows)  # piecewise-flat values survive JPEG well enough to compare
-    with UnitWriter(root, vid, FlowCodec(), bidirectional=bidirectional) as w:
-        for t in range(n):
-            if t == boom_at:
-                raise RuntimeError("killed")
-            w.add_frame(frames[t])
-            if t:
-                w.add_flow(flows[t - 1])
-                if bidirectional:
-                    w.add_back_flow(-flows[t - 1])
-        w.commit({"source": "x.mp4", "fps": 25.0})
-    return frames, flows
+@pytest.fixture
+def write(moving_frames, unit_record):
+    """``write(root, vid, n=5, bidirectional=False, boom_at=None)`` -> (frames, flows) written as a unit."""
+
+    def write_unit(root, vid, n=5, bidirectional=False, boom_at=None):
+        frames = moving_frames(n, 32, 40)
+        flows = np.random.default_rng(0).uniform(-10, 10, (n - 1, 32, 40, 2)).astype(np.float32)
+        flows = np.round(flows)  # piecewise-flat values survive JPEG well enough to compare
+        with UnitWriter(root, vid, unit_record(bidirectional)) as w:
+            for t in range(n):
+                if t == boom_at:
+                    raise RuntimeError("killed")
+                w.add_frame(frames[t])
+                if t:
+                    w.add_flow(flows[t - 1])
+                    if bidirectional:
+                        w.add_back_flow(-flows[t - 1])
+            w.commit({"source": "x.mp4", "fps": 25.0})
+        return frames, flows
+
+    return write_unit
 
 
-def test_random_access_to_frames_and_flow(tmp_path):
-    frames, flows = _write(tmp_path, "cls/vid", n=6, bidirectional=True)
+def test_random_access_to_frames_and_flow(tmp_path, write, unit_record):
+    frames, flows = write(tmp_path, "cls/vid", n=6, bidirectional=True)
     video = CachedVideo(tmp_path, "cls/vid")
     assert (video.num_frames, video.num_flows, video.bidirectional) == (6, 5, True)
     for t in (4, 0, 2):  # any order; JPEG is lossy, so: close to frame t and closer to it than to the others
@@ -37,25 +42,27 @@ def test_random_access_to_frames_and_flow(tmp_path):
         video.flow(5)
     m = read_manifest(tmp_path, "cls/vid")
     assert m["codec"] == {"bound": 20.0, "quality": 95} and m["fps"] == 25.0 and m["width"] == 40
+    # the extraction record reads back from the manifest as it was written
+    assert ExtractionRecord.from_manifest(m) == unit_record(True) == video.record
     assert list_cached(tmp_path) == ["cls/vid"]
     assert len(list(unit_dir(tmp_path, "cls/vid").iterdir())) == 4  # a handful of files, not one per frame
 
 
-def test_unit_is_there_whole_or_not_at_all(tmp_path):
+def test_unit_is_there_whole_or_not_at_all(tmp_path, write):
     with pytest.raises(RuntimeError):
-        _write(tmp_path, "v", n=5, boom_at=3)
+        write(tmp_path, "v", n=5, boom_at=3)
     assert not unit_dir(tmp_path, "v").exists()
     assert list(tmp_path.iterdir()) == []  # no temporary left behind
-    _write(tmp_path, "v")
+    write(tmp_path, "v")
     assert is_complete(tmp_path, "v")
     # a failed overwrite leaves the old unit intact
     with pytest.raises(RuntimeError):
-        _write(tmp_path, "v", n=7, boom_at=5)
+        write(tmp_path, "v", n=7, boom_at=5)
     assert CachedVideo(tmp_path, "v").num_frames == 5
 
 
-def test_truncated_pack_is_detected(tmp_path):
-    _write(tmp_path, "v")
+def test_truncated_pack_is_detected(tmp_path, write):
+    write(tmp_path, "v")
     pack = unit_dir(tmp_path, "v") / "flow.pack"
     pack.write_bytes(pack.read_bytes()[:-10])
     assert not is_complete(tmp_path, "v")
@@ -67,10 +74,18 @@ def test_truncated_pack_is_detected(tmp_path):
         unit_dir(tmp_path, "../escape")
 
 
-def test_commit_refuses_missing_flow(tmp_path):
+def test_commit_refuses_missing_flow(tmp_path, moving_frames, unit_record):
     with pytest.raises(ValueError, match="3 frames need 2 flow fields"):
-        with UnitWriter(tmp_path, "v", FlowCodec()) as w:
+        with UnitWriter(tmp_path, "v", unit_record()) as w:
             for f in moving_frames(3, 16, 16):
                 w.add_frame(f)
             w.commit({})
     assert not unit_dir(tmp_path, "v").exists()
+
+
+def test_a_manifest_without_an_extraction_record_is_named(tmp_path, write):
+    write(tmp_path, "v")
+    m = read_manifest(tmp_path, "v")
+    del m["codec"]
+    with pytest.raises(ValueError, match="where.json: no valid extraction record .*codec"):
+        ExtractionRecord.from_manifest(m, "where.json")

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import yaml
 
@@ -25,13 +27,21 @@ def test_yaml_then_overrides(tmp_path):
     ("optim.iterations=1.5", "optim.iterations: must be an integer"),
     ("input.mean_subtraction=maybe", "input.mean_subtraction: must be true or false"),
     ("tasks.3.fold=1", "list index out of range"),
-    ("optim.milestones=[5, 3]", "milestones must increase"),
+    ("optim.milestones=[5, 3]", "optim.milestones: must increase, got [5, 3]"),
+    ("tasks.0.fold=4", "tasks.0.fold: must be 1..3, got 4"),
+    ("run.log_every=0", "run.log_every: must be >= 1, got 0"),
+    ("run.val_videos=-3", "run.val_videos: must be >= 0, got -3"),
+    ("optim.lr=-1", "optim.lr: must be > 0, got -1.0"),
+    ("optim.iterations=0", "optim.iterations: must be >= 1, got 0"),
+    ("optim.milestones=[1,", "optim.milestones: the value '[1,' is not valid YAML"),
+    ("model.arch=vgg", "model.arch: must be one of cnn_m_2048, resnet18"),
+    ("input.length=3;input.bidirectional=true", "input.length: bi-directional stacks need an even length"),
     ("lr", "must look like key=value"),
     ("model.pretrained.path=x", "model.pretrained: must be a string"),
 ])
 def test_bad_keys_and_values_are_named(override, message):
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
-        load_config(None, [override])
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, override.split(";"))
 
 
 def test_top_level_unknown_key_in_file(tmp_path):

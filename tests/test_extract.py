@@ -11,8 +11,8 @@ import pytest
 
 from twostream.cache import CachedVideo, list_cached, unit_dir
 from twostream.cli import main
-from twostream.extract import (ExtractOptions, VideoResult, _run_pool, extract_all, find_videos, parse_shard,
-                               shard)
+from twostream.errors import UserError
+from twostream.extract import ExtractOptions, VideoResult, _run_pool, extract_all, find_videos, parse_shard, shard
 
 FAST = ExtractOptions(flow_params={"preset": "ultrafast"}, short_side=0)
 
@@ -26,7 +26,7 @@ def test_find_videos_folder_and_list(tiny_videos, tmp_path):
     listing = root / "list.txt"
     listing.write_text("walk/a.mp4\n\n# comment\nrun/b.avi\n")
     assert [v for v, _ in find_videos(listing)] == ["run/b", "walk/a"]
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(UserError, match="nowhere: neither a folder of videos nor a list file"):
         find_videos(tmp_path / "nowhere")
 
 
@@ -54,7 +54,7 @@ def test_extract_writes_flow_that_follows_the_motion(tiny_videos, tmp_path):
     assert video.manifest["flow"]["method"] == "dis" and video.manifest["flow"]["params"]["preset"] == "medium"
 
 
-def test_bad_inputs_are_reported_and_the_rest_extracted(tiny_videos, tmp_path, capsys):
+def test_bad_inputs_are_reported_and_the_rest_extracted(tiny_videos, tmp_path, capsys, moving_frames):
     good = tiny_videos("good.mp4")
     tiny_videos("good2.avi")
     d = good.parent
@@ -63,7 +63,6 @@ def test_bad_inputs_are_reported_and_the_rest_extracted(tiny_videos, tmp_path, c
     (d / "truncated.mp4").write_bytes(good.read_bytes()[:300])
     single = d / "single.mp4"
     from twostream.video import write_video
-    from conftest import moving_frames
     write_video(single, moving_frames(1))
     report = tmp_path / "report.json"
     code = main(["extract", str(d), str(tmp_path / "c"), "--quiet", "--report", str(report)])

@@ -28,6 +28,12 @@ def test_appearances_differ_in_colour_not_luminance():
 def test_render_is_deterministic_and_motions_share_appearance():
     assert np.array_equal(render(0, 2, SMALL, 9), render(0, 2, SMALL, 9))
     assert not np.array_equal(render(0, 2, SMALL, 9), render(0, 2, SMALL, 10))
+    # the colour statistics of a video depend on its appearance, not on its motion: a frame's colours
+    # cannot tell Up from Down or Zoom, and do tell Red from Green
+    colour = {(a, m): render(a, m, SMALL, 9).reshape(-1, 3).mean(0) for a in (0, 1) for m in (0, 1, 3)}
+    for m in (1, 3):
+        assert np.abs(colour[0, m] - colour[0, 0]).max() < 1.0 and np.abs(colour[1, m] - colour[1, 0]).max() < 1.0
+    assert np.abs(colour[1, 0] - colour[0, 0]).max() > 5.0
 
 
 def test_generated_videos_decode_and_flow_follows_the_motion(tmp_path):

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from twostream.video import VideoError, iter_frames, output_size, read_video, write_video
-from conftest import moving_frames
 
 
 def test_output_size_keeps_aspect_and_sets_short_side():
@@ -17,7 +16,7 @@ def test_output_size_keeps_aspect_and_sets_short_side():
 
 @pytest.mark.parametrize("name, codec, decoder", [("a.mp4", "libx264", "h264"), ("b.avi", "mpeg4", "mpeg4"),
                                                   ("c.mkv", "libx264", "h264"), ("d.webm", "libvpx-vp9", "vp9")])
-def test_tiny_video_round_trip_keeps_every_frame(tmp_path, name, codec, decoder):
+def test_tiny_video_round_trip_keeps_every_frame(tmp_path, name, codec, decoder, moving_frames):
     frames = moving_frames(9, 48, 64)
     path = tmp_path / name
     write_video(path, frames, fps=25, codec=codec)
@@ -33,7 +32,7 @@ def test_tiny_video_round_trip_keeps_every_frame(tmp_path, name, codec, decoder)
         assert int(np.argmin(dists)) == t
 
 
-def test_rescale_short_side(tmp_path):
+def test_rescale_short_side(tmp_path, moving_frames):
     path = tmp_path / "v.mp4"
     write_video(path, moving_frames(4, 48, 64))
     frames, info = read_video(path, short_side=96)
@@ -75,14 +74,10 @@ def test_decode_real_ucf101_clips_shared_data(shared_data):
             assert info.fps == pytest.approx(25)
 
 
-def test_truncated_real_clip_keeps_decodable_frames_or_names_file_shared_data(shared_data, tmp_path):
+def test_truncated_real_clip_keeps_its_decodable_frames_shared_data(shared_data, tmp_path):
     src = shared_data / "clips" / "ucf101" / "v_Basketball_g01_c01.avi"
     cut = tmp_path / "cut.avi"
     cut.write_bytes(src.read_bytes()[: src.stat().st_size // 3])
-    try:
-        frames, _ = read_video(cut)
-    except VideoError as exc:
-        assert "cut.avi" in str(exc)
-    else:
-        full, _ = read_video(src)
-        assert 0 < len(frames) < len(full)
+    frames, _ = read_video(cut)  # the decodable frames of a cut AVI are kept, no error
+    full, _ = read_video(src)
+    assert 0 < len(frames) < len(full) and np.array_equal(frames[0], full[0])

@@ -24,7 +24,9 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from . import __version__
-from .flow.codec import FlowCodec, decode_jpeg, encode_jpeg
+from .errors import UserError
+from .flow.codec import decode_jpeg, encode_jpeg
+from .record import ExtractionRecord
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -34,7 +36,7 @@ TMP_MARK = ".tmp-"
 
 def unit_dir(root: str | Path, video_id: str) -> Path:
     if not video_id or video_id.startswith("/") or ".." in Path(video_id).parts:
-        raise ValueError(f"video id must be a relative path without '..', got {video_id!r}")
+        raise UserError(f"video id must be a relative path without '..', got {video_id!r}")
     return Path(root) / video_id
 
 
@@ -69,17 +71,18 @@ class UnitWriter:
             w.add_frame(rgb); w.add_flow(flow); ...
             w.commit({"source": ..., "fps": ...})
 
-    Leaving the block without ``commit`` (an exception) deletes the temporary folder.
+    Leaving the block without ``commit`` (an exception) deletes the temporary folder. The ``record``
+    (how the unit is made: flow, codec, sizes) is written into the manifest.
     """
 
-    def __init__(self, root: str | Path, video_id: str, codec: FlowCodec, rgb_quality: int = 95,
-                 bidirectional: bool = False) -> None:
+    def __init__(self, root: str | Path, video_id: str, record: ExtractionRecord) -> None:
         self.final = unit_dir(root, video_id)
-        self.video_id, self.codec, self.rgb_quality = video_id, codec, int(rgb_quality)
+        self.video_id, self.record = video_id, record
+        self.codec, self.rgb_quality = record.codec, record.rgb_quality
         self.final.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = _tmp_name(self.final)
         self.tmp.mkdir()
-        names = ["rgb", "flow"] + (["flow_back"] if bidirectional else [])
+        names = ["rgb", "flow"] + (["flow_back"] if record.bidirectional else [])
         self.packs = {n: _Pack(self.tmp / PACKS[n]) for n in names}
         self.size: tuple[int, int] | None = None  # (height, width)
 
@@ -88,7 +91,7 @@ class UnitWriter:
         if self.size is None:
             self.size = rgb.shape[:2]
         elif rgb.shape[:2] != self.size:
-            raise ValueError(f"{self.video_id}: frame size changed from {self.size} to {rgb.shape[:2]}")
+            raise UserError(f"{self.video_id}: frame size changed from {self.size} to {rgb.shape[:2]}")
         self.packs["rgb"].add(encode_jpeg(rgb, self.rgb_quality))
 
     def _add_field(self, pack: str, flow: np.ndarray) -> None:
@@ -103,7 +106,7 @@ class UnitWriter:
     def add_back_flow(self, flow: np.ndarray) -> None:
         """Append backward flow t (frame t+1 -> t): ``float32[H, W, 2]`` pixels."""
         if "flow_back" not in self.packs:
-            raise ValueError("this unit was opened without bidirectional=True")
+            raise UserError("this unit was opened without bidirectional=True")
         self._add_field("flow_back", flow)
 
     def commit(self, info: dict[str, Any]) -> Path:
@@ -113,13 +116,11 @@ class UnitWriter:
         nflow = (len(self.packs["flow"].offsets) - 1) // 2
         if n == 0 or nflow != n - 1 or any((len(p.offsets) - 1) // 2 != nflow for k, p in self.packs.items()
                                            if k != "rgb"):
-            raise ValueError(f"{self.video_id}: {n} frames need {max(n - 1, 0)} flow fields, got {nflow}")
+            raise UserError(f"{self.video_id}: {n} frames need {max(n - 1, 0)} flow fields, got {nflow}")
         manifest = {
             "format": FORMAT, "video_id": self.video_id, **info,
-            "num_frames": n, "height": self.size[0], "width": self.size[1],
-            "codec": self.codec.to_dict(), "rgb_quality": self.rgb_quality,
-            "bidirectional": "flow_back" in self.packs, "twostream_version": __version__,
-            "offsets": {k: p.offsets for k, p in self.packs.items()},
+            "num_frames": n, "height": self.size[0], "width": self.size[1], **self.record.to_manifest(),
+            "twostream_version": __version__, "offsets": {k: p.offsets for k, p in self.packs.items()},
         }
         (self.tmp / MANIFEST).write_text(json.dumps(manifest))
         if self.final.exists():  # --overwrite: move the old unit aside, then swap
@@ -147,15 +148,15 @@ def read_manifest(root: str | Path, video_id: str) -> dict[str, Any]:
     try:
         manifest = json.loads((d / MANIFEST).read_text())
     except FileNotFoundError:
-        raise ValueError(f"{video_id}: not in the cache at {root}") from None
+        raise UserError(f"{video_id}: not in the cache at {root}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{video_id}: corrupt manifest {d / MANIFEST} ({exc})") from None
+        raise UserError(f"{video_id}: corrupt manifest {d / MANIFEST} ({exc})") from None
     if manifest.get("format") != FORMAT:
-        raise ValueError(f"{video_id}: cache format {manifest.get('format')}, this version reads {FORMAT}")
+        raise UserError(f"{video_id}: cache format {manifest.get('format')}, this version reads {FORMAT}")
     for name, offsets in manifest["offsets"].items():
         path = d / PACKS[name]
         if not path.is_file() or path.stat().st_size != offsets[-1]:
-            raise ValueError(f"{video_id}: {path} is missing or truncated")
+            raise UserError(f"{video_id}: {path} is missing or truncated")
     return manifest
 
 
@@ -184,7 +185,8 @@ class CachedVideo:
         self.video_id = video_id
         self.dir = unit_dir(root, video_id)
         self.manifest = manifest if manifest is not None else read_manifest(root, video_id)
-        self.codec = FlowCodec(**self.manifest["codec"])
+        self.record = ExtractionRecord.from_manifest(self.manifest, f"{video_id}: {self.dir / MANIFEST}")
+        self.codec = self.record.codec
         self._offsets = {k: np.asarray(v, dtype=np.int64) for k, v in self.manifest["offsets"].items()}
 
     @property
@@ -228,5 +230,5 @@ class CachedVideo:
     def back_flow(self, t: int) -> np.ndarray:
         """Backward flow t (frame t+1 -> t): ``float32[H, W, 2]`` pixels."""
         if not self.bidirectional:
-            raise ValueError(f"{self.video_id}: extracted without --bidirectional, no backward flow")
+            raise UserError(f"{self.video_id}: extracted without --bidirectional, no backward flow")
         return self._field("flow_back", t)

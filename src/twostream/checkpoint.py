@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from .errors import UserError
 from .io import atomic_write
 
 REQUIRED = ("model", "model_args", "config", "classes", "iteration")
@@ -18,7 +19,7 @@ REQUIRED = ("model", "model_args", "config", "classes", "iteration")
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     missing = [k for k in REQUIRED if k not in payload]
     if missing:
-        raise ValueError(f"checkpoint payload lacks {', '.join(missing)}")
+        raise UserError(f"checkpoint payload lacks {', '.join(missing)}")
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
@@ -26,15 +27,15 @@ def safe_load(path: str | Path) -> Any:
     """``torch.load`` restricted to tensors and plain data; anything else is refused with a clear error."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found")
+        raise UserError(f"checkpoint {path} not found")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"refusing to load {path}: it holds pickled objects other than tensors and plain "
+        raise UserError(f"refusing to load {path}: it holds pickled objects other than tensors and plain "
                          f"data, and loading them could run code ({first})") from None
     except (RuntimeError, EOFError) as exc:
-        raise ValueError(f"{path}: not a readable checkpoint ({exc})") from None
+        raise UserError(f"{path}: not a readable checkpoint ({exc})") from None
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     ckpt = safe_load(path)
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED):
         have = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise ValueError(f"{path}: not a twostream checkpoint (needs {', '.join(REQUIRED)}; has {have})")
+        raise UserError(f"{path}: not a twostream checkpoint (needs {', '.join(REQUIRED)}; has {have})")
     return ckpt
 
 

@@ -11,12 +11,18 @@ from pathlib import Path
 import numpy as np
 
 from .data.splits import KINDS
+from .devices import DEVICES
+from .errors import UserError
+from .extract import ExtractOptions
 from .flow import METHODS as FLOW_METHODS
+from .flow.dis import DEFAULT_PRESET
 from .flow.dis import PRESETS as DIS_PRESETS
+from .fusion import METHODS as FUSION_METHODS
+from .runs import PARTS
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    from .extract import ExtractOptions, extract_all, find_videos, parse_shard, shard, write_report
+    from .extract import extract_all, find_videos, parse_shard, shard, write_report
 
     videos = find_videos(args.src)
     if args.shard:
@@ -109,18 +115,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _task_cache(scores) -> str | None:
-    """The cache of the task a score file came from (for the report's example videos)."""
-    meta = scores.meta.get("spatial", scores.meta)
-    for task in meta.get("config", {}).get("tasks", []):
-        if task.get("name") == meta.get("task"):
-            return task.get("cache")
-    return None
-
-
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
     from .report import write_report
+    from .runs import run_of, task_cache
     from .scores import read_scores
 
     written = evaluate(args.run, args.split, positions=args.positions, workers=args.workers,
@@ -128,26 +126,30 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     for task, path in written.items():
         if not args.no_report:
             scores = read_scores(path)
-            page = write_report(path.with_name(f"report-{task}-{args.split}.html"),
+            page = write_report(run_of(args.run)[0].report(task, args.split),
                                 f"{scores.meta['stream']} stream, {task}, {args.split} split", scores,
-                                _task_cache(scores))
+                                task_cache(scores.meta))
             print(f"report: {page}")
     return 0
 
 
 def _cmd_fuse(args: argparse.Namespace) -> int:
-    from .fusion import fuse
+    from .fusion import fuse, needs_training_scores
     from .report import ACCURACY_HEADERS, accuracy_rows, write_report
+    from .runs import fused_path, report_beside, task_cache, training_scores_for
     from .scores import read_scores, write_scores
 
     test = (read_scores(args.spatial), read_scores(args.temporal))
     train = None
-    if args.method == "svm" or (args.method == "weighted" and args.weight is None):
-        paths = [args.train_spatial or args.spatial.replace("-test.npz", "-train.npz"),
-                 args.train_temporal or args.temporal.replace("-test.npz", "-train.npz")]
-        train = tuple(read_scores(p) for p in paths)
+    if needs_training_scores(args.method, args.weight):
+        pairs = []
+        for given, test_file, scores in ((args.train_spatial, args.spatial, test[0]),
+                                         (args.train_temporal, args.temporal, test[1])):
+            pairs.append((given, read_scores(given)) if given else training_scores_for(test_file, scores))
+            print(f"training scores for {test_file}: {pairs[-1][0]}")
+        train = (pairs[0][1], pairs[1][1])
     fused, info = fuse(args.method, test, train, args.weight)
-    out = Path(args.out or Path(args.spatial).with_name(f"fused-{args.method}.npz"))
+    out = Path(args.out or fused_path(Path(args.spatial).parent, args.method))
     write_scores(out, fused)
     rows = accuracy_rows([("spatial", test[0]), ("temporal", test[1]), (f"fusion ({args.method})", fused)])
     for name, top1, top5, mean_class in rows:
@@ -155,7 +157,7 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
     if "weight" in info:
         print(f"spatial weight {info['weight']:.2f}")
     if not args.no_report:
-        page = write_report(out.with_suffix(".html"), f"Fusion by {args.method}", fused, _task_cache(test[0]),
+        page = write_report(report_beside(out), f"Fusion by {args.method}", fused, task_cache(test[0].meta),
                             [("streams and fusion", ACCURACY_HEADERS, rows)])
         print(f"report: {page}")
     print(f"fused scores: {out}")
@@ -197,17 +199,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("extract", help="decode videos and cache RGB frames + optical flow per video")
     p.add_argument("src", help="folder of videos (recursive) or a text file listing video paths")
     p.add_argument("out", help="cache folder")
-    p.add_argument("--flow", default="dis", choices=sorted(FLOW_METHODS))
-    p.add_argument("--preset", default="medium", choices=sorted(DIS_PRESETS),
-                   help="DIS preset (default medium)")
+    p.add_argument("--flow", default=ExtractOptions.flow_method, choices=sorted(FLOW_METHODS))
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(DIS_PRESETS),
+                   help=f"DIS preset (default {DEFAULT_PRESET})")
     p.add_argument("--flow-params", help='JSON of estimator parameters, e.g. \'{"winsize": 21}\'')
     p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     p.add_argument("--shard", help="I/N: process only shard I of N (0-based)")
-    p.add_argument("--short-side", type=int, default=256, help="rescale so the short side is this (0 keeps)")
+    p.add_argument("--short-side", type=int, default=ExtractOptions.short_side,
+                   help=f"rescale so the short side is this (0 keeps; default {ExtractOptions.short_side})")
     p.add_argument("--bidirectional", action="store_true", help="also store backward flow")
-    p.add_argument("--bound", type=float, default=20.0, help="flow clipped to +-bound px before JPEG")
-    p.add_argument("--quality", type=int, default=95, help="flow JPEG quality")
-    p.add_argument("--rgb-quality", type=int, default=95, help="RGB JPEG quality")
+    p.add_argument("--bound", type=float, default=ExtractOptions.bound,
+                   help=f"flow clipped to +-bound px before JPEG (default {ExtractOptions.bound:g})")
+    p.add_argument("--quality", type=int, default=ExtractOptions.flow_quality, help="flow JPEG quality")
+    p.add_argument("--rgb-quality", type=int, default=ExtractOptions.rgb_quality, help="RGB JPEG quality")
     p.add_argument("--overwrite", action="store_true", help="re-extract complete units too")
     p.add_argument("--report", help="write a JSON report here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -247,23 +251,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="score a run's videos: 25 frames x 10 crops, softmax averaged")
     p.add_argument("run", help="run folder (or checkpoint file)")
-    p.add_argument("--split", default="test", choices=["test", "train"])
+    p.add_argument("--split", default="test", choices=PARTS)
     p.add_argument("--positions", type=int, help="frames/stacks per video (default: the config's, 25)")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default=DEVICES[0], choices=DEVICES)
     p.add_argument("--limit", type=int, help="score only the first N videos")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("fuse", help="fuse a spatial and a temporal score file")
-    p.add_argument("spatial", help="spatial stream's test score file (scores-<task>-test.npz)")
+    p.add_argument("spatial", help="spatial stream's test score file (as `twostream evaluate` writes it)")
     p.add_argument("temporal", help="temporal stream's test score file")
-    p.add_argument("--method", default="avg", choices=["avg", "weighted", "svm"])
+    p.add_argument("--method", default=FUSION_METHODS[0], choices=FUSION_METHODS)
     p.add_argument("--weight", type=float, help="spatial weight for --method weighted (default: chosen on train)")
-    p.add_argument("--train-spatial", help="training-split score file (default: the -train.npz beside SPATIAL)")
-    p.add_argument("--train-temporal", help="training-split score file (default: beside TEMPORAL)")
-    p.add_argument("--out", help="fused score file (default: fused-<method>.npz beside SPATIAL)")
+    p.add_argument("--train-spatial", help="training-split score file (default: the training scores of "
+                   "SPATIAL's run and task, found by its metadata)")
+    p.add_argument("--train-temporal", help="training-split score file (default: likewise for TEMPORAL)")
+    p.add_argument("--out", help="fused score file (default: beside SPATIAL, named by the method)")
     p.add_argument("--no-report", action="store_true")
     p.set_defaults(func=_cmd_fuse)
 
@@ -283,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--task", help="task name, for multi-task runs")
     p.add_argument("--positions", type=int, help="frames/stacks (default: the config's, 25)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default=DEVICES[0], choices=DEVICES)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_predict)
 
@@ -296,10 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command. A ``UserError`` (bad input) is one line on stderr and exit status 2; any other
+    exception is a bug and propagates with its traceback."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
+    except UserError as exc:
         print(f"twostream {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -4,13 +4,20 @@
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 import types
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
+
+from .data.inputs import InputOptions
+from .data.splits import FOLDED_KINDS, KINDS, check_fold
+from .devices import DEVICES
+from .errors import UserError
+from .models import ARCHS, TRAIN_LAYERS
 
 
 @dataclass
@@ -18,32 +25,30 @@ class TaskConfig:
     """One data set (the paper's multi-task training has two: UCF-101 and HMDB-51)."""
 
     name: str = "ucf101"
-    kind: Literal["ucf101", "hmdb51", "folder", "csv"] = "ucf101"
+    kind: str = field(default="ucf101", metadata={"choices": KINDS})
     splits: str = ""  # split-file folder (ucf101, hmdb51), class-folder root, or CSV file
     fold: int = 1
     cache: str = ""  # the extracted cache of this data set's videos
     skip_missing: bool = False  # train without listed videos that are not in the cache (warns)
     weight: float = 1.0  # this task's share of every batch, relative to the others
 
-
-@dataclass
-class InputConfig:
-    stream: Literal["spatial", "temporal"] = "spatial"
-    crop: int = 224
-    jitter: float = 0.1  # RGB PCA-lighting noise std (spatial)
-    length: int = 10  # L flow fields per stack (temporal)
-    stacking: Literal["flow", "trajectory"] = "flow"
-    bidirectional: bool = False
-    mean_subtraction: bool = True
-    test_positions: int = 25  # frames/stacks per video at test time (each x 10 crops)
+    def __post_init__(self) -> None:
+        if self.kind in FOLDED_KINDS:
+            check_fold(self.fold, "fold:")
+        if not self.weight > 0:
+            raise UserError(f"weight: must be > 0, got {self.weight}")
 
 
 @dataclass
 class ModelConfig:
-    arch: Literal["cnn_m_2048", "resnet18", "resnet34", "resnet50", "resnet101"] = "cnn_m_2048"
-    dropout: float = 0.9
+    arch: str = field(default="cnn_m_2048", metadata={"choices": ARCHS})
+    dropout: float = 0.9  # the paper's from-scratch and fine-tuning nets; 0.5 for the last layer only
     pretrained: str | None = None  # weights file, or "imagenet" (torchvision's cache; torchvision archs)
-    train_layers: Literal["all", "last"] = "all"  # "last": fine-tune the classifier only
+    train_layers: str = field(default="all", metadata={"choices": TRAIN_LAYERS})
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.dropout < 1:
+            raise UserError(f"dropout: must be in [0, 1), got {self.dropout}")
 
 
 @dataclass
@@ -57,6 +62,15 @@ class OptimConfig:
     gamma: float = 0.1
     iterations: int = 80_000
 
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "micro_batch", "iterations"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise UserError(f"lr: must be > 0, got {self.lr}")
+        if any(b <= a for a, b in zip(self.milestones, self.milestones[1:])):
+            raise UserError(f"milestones: must increase, got {self.milestones}")
+
 
 @dataclass
 class RunConfig:
@@ -67,41 +81,50 @@ class RunConfig:
     val_videos: int = 0  # validate on the first N test videos per task (0: all)
     checkpoint_every: int = 1000
     amp: bool = True  # mixed precision on CUDA (ignored on CPU)
-    device: str = "auto"  # auto, cpu, cuda
+    device: str = field(default="auto", metadata={"choices": DEVICES})
+
+    def __post_init__(self) -> None:
+        for name in ("log_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        for name in ("workers", "val_every", "val_videos"):
+            if getattr(self, name) < 0:
+                raise UserError(f"{name}: must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass
 class Config:
     tasks: list[TaskConfig] = field(default_factory=lambda: [TaskConfig()])
-    input: InputConfig = field(default_factory=InputConfig)
+    input: InputOptions = field(default_factory=InputOptions)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self) -> None:
         if not self.tasks:
-            raise ValueError("tasks: at least one task is needed")
+            raise UserError("tasks: at least one task is needed")
         names = [t.name for t in self.tasks]
         if len(set(names)) != len(names):
-            raise ValueError(f"tasks: names must differ, got {names}")
-        if self.optim.batch_size < 1 or self.optim.micro_batch < 1:
-            raise ValueError("optim.batch_size and optim.micro_batch must be >= 1")
-        if any(b <= a for a, b in zip(self.optim.milestones, self.optim.milestones[1:])):
-            raise ValueError(f"optim.milestones must increase, got {self.optim.milestones}")
+            raise UserError(f"tasks: names must differ, got {names}")
 
 
-class ConfigError(ValueError):
-    pass
+class ConfigError(UserError):
+    """A config key with a bad value, or an unknown key: the message starts with the key."""
+
+
+def _show(value: Any) -> str:
+    """A bounded repr for messages: never expands a large (or YAML-aliased) value in full."""
+    return _REPR.repr(value)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 2, 4, 4, 60, 60
 
 
 def _convert(value: Any, tp: Any, key: str) -> Any:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if dataclasses.is_dataclass(tp):
         return _from_dict(tp, value, key)
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{key}: must be one of {', '.join(map(str, args))}; got {value!r}")
-        return value
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -109,49 +132,55 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         return _convert(value, inner[0], key)
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"{key}: must be a list, got {value!r}")
+            raise ConfigError(f"{key}: must be a list, got {_show(value)}")
         return [_convert(v, args[0], f"{key}.{i}") for i, v in enumerate(value)]
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key}: must be true or false, got {value!r}")
+            raise ConfigError(f"{key}: must be true or false, got {_show(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: must be an integer, got {value!r}")
+            raise ConfigError(f"{key}: must be an integer, got {_show(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: must be a number, got {value!r}")
+            raise ConfigError(f"{key}: must be a number, got {_show(value)}")
         return float(value)
     if tp is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ConfigError(f"{key}: must be a string, got {value!r}")
+            raise ConfigError(f"{key}: must be a string, got {_show(value)}")
         return str(value)
     raise ConfigError(f"{key}: unsupported type {tp}")
 
 
 def _from_dict(cls: type, data: Any, prefix: str = "") -> Any:
-    where = prefix or "config"
+    """``cls`` from a mapping: every key known, every value of its field's type and among its field's
+    ``choices`` (the vocabulary's owner declares them); the dataclass's own checks name their field."""
+    dot = f"{prefix}." if prefix else ""
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: must be a mapping, got {data!r}")
+        raise ConfigError(f"{prefix or 'config'}: must be a mapping, got {_show(data)}")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in data:
-        if key not in names:
-            raise ConfigError(f"{prefix + '.' if prefix else ''}{key}: unknown key; allowed: {', '.join(names)}")
-    kwargs = {k: _convert(v, hints[k], f"{prefix + '.' if prefix else ''}{k}") for k, v in data.items()}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise ConfigError(f"{dot}{key}: unknown key; allowed: {', '.join(fields)}")
+        kwargs[key] = _convert(value, hints[key], f"{dot}{key}")
+        choices = fields[key].metadata.get("choices")
+        if choices is not None and kwargs[key] not in choices:
+            raise ConfigError(f"{dot}{key}: must be one of {', '.join(map(str, choices))}; got {_show(value)}")
     try:
         return cls(**kwargs)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    except ValueError as exc:  # the dataclass's checks say "<field>: ..."
+        raise ConfigError(f"{dot}{exc}") from None
 
 
 def apply_override(data: dict, override: str) -> None:
     """Set ``a.b.c=value`` in a nested dict (value parsed as YAML; numeric parts index lists)."""
     if "=" not in override:
-        raise ConfigError(f"override {override!r} must look like key=value (e.g. optim.lr=0.01)")
+        raise ConfigError(f"override {_show(override)} must look like key=value (e.g. optim.lr=0.01)")
     key, raw = override.split("=", 1)
     parts = key.strip().split(".")
     node: Any = data
@@ -165,7 +194,10 @@ def apply_override(data: dict, override: str) -> None:
                 node[part] = {}
             node = node[part]
     last = parts[-1]
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{key}: the value {_show(raw)} is not valid YAML ({str(exc).splitlines()[0]})") from None
     if isinstance(node, list):
         if not last.isdigit() or int(last) >= len(node):
             raise ConfigError(f"{key}: list index out of range or not a number")
@@ -180,6 +212,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     if path is not None:
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({exc})") from None
         if not isinstance(data, dict):

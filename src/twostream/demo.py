@@ -12,9 +12,11 @@ import time
 from pathlib import Path
 
 from .config import load_config
+from .errors import UserError
 from .extract import ExtractOptions, extract_all, find_videos
 from .fusion import fuse
 from .report import ACCURACY_HEADERS, accuracy_rows, write_report
+from .runs import RunDir, fused_path
 from .scores import write_scores
 from .synth import SynthOptions, generate
 from .table import markdown, run_scores
@@ -30,7 +32,7 @@ def demo_overrides(out: Path, stream: str, iterations: int) -> list[str]:
 
 
 def run_demo(out: str | Path, iterations: int = 250, workers: int = 2) -> dict:
-    from .train import CHECKPOINT, train
+    from .train import train
 
     out = Path(out)
     start = time.perf_counter()
@@ -42,12 +44,12 @@ def run_demo(out: str | Path, iterations: int = 250, workers: int = 2) -> dict:
                           ExtractOptions(short_side=min(synth.width, synth.height)), workers=workers)
     failed = [r for r in results if r.status == "failed"]
     if failed:
-        raise RuntimeError(f"extraction failed for {len(failed)} videos, e.g. {failed[0].source}: {failed[0].reason}")
+        raise UserError(f"extraction failed for {len(failed)} videos, e.g. {failed[0].source}: {failed[0].reason}")
     scores = {}
     for step, stream in ((3, "spatial"), (4, "temporal")):
         run = out / "runs" / stream
         cfg = load_config(None, demo_overrides(out, stream, iterations))
-        done = (run / CHECKPOINT).exists()
+        done = RunDir(run).checkpoint.exists()
         print(f"[{step}/5] {stream} stream: {'already trained' if done else f'{iterations} iterations'} -> {run}")
         if not done:
             train(cfg, run)
@@ -59,7 +61,7 @@ def run_demo(out: str | Path, iterations: int = 250, workers: int = 2) -> dict:
     fused = {}
     for method in ("avg", "svm"):
         fused[method], _ = fuse(method, test, train_)
-        write_scores(out / f"fused-{method}.npz", fused[method])
+        write_scores(fused_path(out, method), fused[method])
     table = accuracy_rows([("spatial", test[0]), ("temporal", test[1])] +
                           [(f"fusion ({m})", f) for m, f in fused.items()])
     headers = ACCURACY_HEADERS

@@ -17,29 +17,39 @@ import cv2
 from tqdm import tqdm
 
 from .cache import UnitWriter, read_manifest, remove_stale, unit_dir
-from .flow import build_flow, iter_flow
+from .errors import UserError
+from .flow import DEFAULT_METHOD, build_flow, iter_flow
 from .flow.base import FlowEstimator
-from .flow.codec import FlowCodec
+from .flow.codec import BOUND, QUALITY, FlowCodec
 from .io import atomic_write_text
-from .video import VIDEO_EXTENSIONS, VideoError, iter_frames
+from .record import ExtractionRecord
+from .video import SHORT_SIDE, VIDEO_EXTENSIONS, VideoError, iter_frames
 
 
 @dataclass(frozen=True)
 class ExtractOptions:
-    flow_method: str = "dis"
-    flow_params: dict[str, Any] = field(default_factory=dict)
-    short_side: int = 256
+    """What a user asks of an extraction; ``record()`` resolves it into what a unit records."""
+
+    flow_method: str = DEFAULT_METHOD
+    flow_params: dict[str, Any] = field(default_factory=dict)  # constructor keywords of the estimator
+    short_side: int = SHORT_SIDE
     bidirectional: bool = False
-    bound: float = 20.0
-    flow_quality: int = 95
+    bound: float = BOUND
+    flow_quality: int = QUALITY
     rgb_quality: int = 95
 
-    def recorded(self) -> dict[str, Any]:
-        """What a unit must match to be reused by a re-run (method and parameters, codec, size)."""
+    def record(self) -> ExtractionRecord:
+        """What a unit made with these options records, and must match to be reused by a re-run."""
         flow = _estimator(self)  # the process's cached estimator: built once, not per call
-        return {"flow": {"method": flow.name, "params": flow.params()}, "short_side": self.short_side,
-                "codec": FlowCodec(self.bound, self.flow_quality).to_dict(),
-                "rgb_quality": self.rgb_quality, "bidirectional": self.bidirectional}
+        return ExtractionRecord(flow.name, flow.params(), self.short_side, self.bidirectional,
+                                FlowCodec(self.bound, self.flow_quality), self.rgb_quality)
+
+    @classmethod
+    def from_record(cls, record: ExtractionRecord) -> ExtractOptions:
+        """The options that make units like ``record``'s (e.g. a run's cache, for a new clip)."""
+        return cls(flow_method=record.flow_method, flow_params=record.settings(), short_side=record.short_side,
+                   bidirectional=record.bidirectional, bound=record.codec.bound, flow_quality=record.codec.quality,
+                   rgb_quality=record.rgb_quality)
 
 
 @dataclass
@@ -77,11 +87,11 @@ def find_videos(src: str | Path) -> list[tuple[str, Path]]:
                 vid = p.stem
             pairs.append((vid, p))
     else:
-        raise FileNotFoundError(f"{src}: neither a folder of videos nor a list file")
+        raise UserError(f"{src}: neither a folder of videos nor a list file")
     seen: dict[str, Path] = {}
     for vid, p in pairs:
         if vid in seen:
-            raise ValueError(f"two videos map to the id {vid!r}: {seen[vid]} and {p}")
+            raise UserError(f"two videos map to the id {vid!r}: {seen[vid]} and {p}")
         seen[vid] = p
     return sorted(pairs)
 
@@ -91,9 +101,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     try:
         i, n = (int(x) for x in text.split("/"))
     except ValueError:
-        raise ValueError(f"shard must look like I/N (e.g. 0/4), got {text!r}") from None
+        raise UserError(f"shard must look like I/N (e.g. 0/4), got {text!r}") from None
     if not 0 <= i < n:
-        raise ValueError(f"shard I/N needs 0 <= I < N, got {text!r}")
+        raise UserError(f"shard I/N needs 0 <= I < N, got {text!r}")
     return i, n
 
 
@@ -120,25 +130,23 @@ def extract_video(video_id: str, path: str | Path, out: str | Path, options: Ext
     start = time.perf_counter()
     result = VideoResult(video_id, str(path), "ok")
     try:
-        recorded = options.recorded()
+        record = options.record()
         if not overwrite and unit_dir(out, video_id).exists():
             try:
                 manifest = read_manifest(out, video_id)
+                have = ExtractionRecord.from_manifest(manifest)
             except ValueError:
                 manifest = None  # incomplete or corrupt: extract again
             if manifest is not None:
-                wanted = recorded
-                have = {k: manifest.get(k) for k in wanted}
-                if have != wanted:
-                    diff = sorted(k for k in wanted if have[k] != wanted[k])
-                    raise ValueError(f"cached with other settings ({', '.join(diff)}); use --overwrite")
+                diff = record.differences(have)
+                if diff:
+                    raise UserError(f"cached with other settings ({', '.join(diff)}); use --overwrite")
                 result.status, result.frames = "skipped", manifest["num_frames"]
                 return result
         remove_stale(out, video_id)
         info, frames = iter_frames(path, options.short_side)
         estimator = _estimator(options)
-        codec = FlowCodec(options.bound, options.flow_quality)
-        with UnitWriter(out, video_id, codec, options.rgb_quality, options.bidirectional) as writer:
+        with UnitWriter(out, video_id, record) as writer:
 
             def tee():  # write every frame as the flow stream consumes it
                 for frame in frames:
@@ -153,8 +161,7 @@ def extract_video(video_id: str, path: str | Path, out: str | Path, options: Ext
             if n < 2:
                 raise VideoError(f"{path}: {n} frame(s); flow needs at least 2")
             writer.commit({"source": str(path), "fps": info.fps, "codec_name": info.codec,
-                           "source_width": info.source_width, "source_height": info.source_height,
-                           **{k: v for k, v in recorded.items() if k != "codec"}})
+                           "source_width": info.source_width, "source_height": info.source_height})
             result.frames = n
     except (VideoError, ValueError, OSError) as exc:
         result.status, result.reason = "failed", str(exc)
@@ -209,8 +216,8 @@ def extract_all(videos: Sequence[tuple[str, Path]], out: str | Path, options: Ex
                 workers: int = 1, overwrite: bool = False, progress: bool = True) -> list[VideoResult]:
     """Extract every video (skipping complete units unless ``overwrite``); results in input order."""
     if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    options.recorded()  # fail now, not once per video, on a bad method or parameter
+        raise UserError(f"workers must be >= 1, got {workers}")
+    options.record()  # fail now, not once per video, on a bad method or parameter
     Path(out).mkdir(parents=True, exist_ok=True)
     jobs = [(vid, path, out, options, overwrite) for vid, path in videos]
     results: dict[str, VideoResult] = {}

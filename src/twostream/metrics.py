@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import UserError
+
 
 def _check(scores: np.ndarray, labels: np.ndarray) -> None:
     if scores.ndim != 2 or labels.shape != (scores.shape[0],):
-        raise ValueError(f"scores must be [N, K] and labels [N], got {scores.shape} and {labels.shape}")
+        raise UserError(f"scores must be [N, K] and labels [N], got {scores.shape} and {labels.shape}")
 
 
 def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, k: int = 1) -> float:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import UserError
 from .io import atomic_write
 
 
@@ -24,13 +25,14 @@ class Scores:
     classes: list[str]
     scores: np.ndarray  # float32[N, K]
     meta: dict[str, Any] = field(default_factory=dict)
+    source: str = ""  # the file these scores were read from (named in errors), not stored
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels, np.int64)
         self.scores = np.asarray(self.scores, np.float32)
         n, k = len(self.video_ids), len(self.classes)
         if self.scores.shape != (n, k) or self.labels.shape != (n,):
-            raise ValueError(f"scores {self.scores.shape} and labels {self.labels.shape} do not fit "
+            raise UserError(f"scores {self.scores.shape} and labels {self.labels.shape} do not fit "
                              f"{n} videos x {k} classes")
 
 
@@ -47,11 +49,11 @@ def read_scores(path: str | Path) -> Scores:
     try:
         with np.load(path, allow_pickle=False) as z:
             return Scores([str(v) for v in z["video_ids"]], z["labels"], [str(c) for c in z["classes"]],
-                          z["scores"], json.loads(str(z["meta"])))
+                          z["scores"], json.loads(str(z["meta"])), source=str(path))
     except FileNotFoundError:
-        raise FileNotFoundError(f"score file {path} not found") from None
+        raise UserError(f"score file {path} not found") from None
     except (KeyError, ValueError, OSError) as exc:
-        raise ValueError(f"{path}: not a twostream score file ({exc})") from None
+        raise UserError(f"{path}: not a twostream score file ({exc})") from None
 
 
 def check_same_videos(a: Scores, b: Scores, names: tuple[str, str] = ("first", "second")) -> None:
@@ -61,14 +63,14 @@ def check_same_videos(a: Scores, b: Scores, names: tuple[str, str] = ("first", "
         only_b = [c for c in b.classes if c not in a.classes]
         detail = (f"classes only in {names[0]}: {only_a[:5]}; only in {names[1]}: {only_b[:5]}"
                   if only_a or only_b else "the same classes in another order")
-        raise ValueError(f"{names[0]} and {names[1]} have different classes ({detail})")
+        raise UserError(f"{names[0]} and {names[1]} have different classes ({detail})")
     if a.video_ids != b.video_ids:
         sa, sb = set(a.video_ids), set(b.video_ids)
         if sa == sb:
-            raise ValueError(f"{names[0]} and {names[1]} list the same videos in another order")
+            raise UserError(f"{names[0]} and {names[1]} list the same videos in another order")
         only_a, only_b = sorted(sa - sb), sorted(sb - sa)
-        raise ValueError(f"{names[0]} and {names[1]} score different videos: {len(only_a)} only in "
+        raise UserError(f"{names[0]} and {names[1]} score different videos: {len(only_a)} only in "
                          f"{names[0]} (e.g. {only_a[:3]}), {len(only_b)} only in {names[1]} (e.g. {only_b[:3]})")
     if not np.array_equal(a.labels, b.labels):
         bad = [v for v, x, y in zip(a.video_ids, a.labels, b.labels) if x != y]
-        raise ValueError(f"{names[0]} and {names[1]} disagree on the labels of {len(bad)} videos, e.g. {bad[:3]}")
+        raise UserError(f"{names[0]} and {names[1]} disagree on the labels of {len(bad)} videos, e.g. {bad[:3]}")

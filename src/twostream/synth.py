@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .errors import UserError
 from .io import atomic_write_text
 from .video import write_video
 
@@ -40,13 +41,13 @@ class SynthOptions:
 
     def __post_init__(self) -> None:
         if not 1 <= self.appearances <= 12:
-            raise ValueError(f"appearances must be 1..12, got {self.appearances}")
+            raise UserError(f"appearances must be 1..12, got {self.appearances}")
         if not 1 <= self.motions <= len(MOTIONS):
-            raise ValueError(f"motions must be 1..{len(MOTIONS)}, got {self.motions}")
+            raise UserError(f"motions must be 1..{len(MOTIONS)}, got {self.motions}")
         if self.frames < 2 or self.videos_per_class < 1:
-            raise ValueError("need frames >= 2 and videos_per_class >= 1")
+            raise UserError("need frames >= 2 and videos_per_class >= 1")
         if self.width % 2 or self.height % 2 or min(self.width, self.height) < 32:
-            raise ValueError(f"size must be even and at least 32, got {self.width}x{self.height}")
+            raise UserError(f"size must be even and at least 32, got {self.width}x{self.height}")
 
 
 def appearance_names(n: int) -> list[tuple[str, float]]:
@@ -92,7 +93,7 @@ def _pose(motion: str, t: int, n: int, o: SynthOptions, start: tuple[float, floa
         return x, y, 0.0, 0.7 + 0.6 * t / max(n - 1, 1)
     if motion == "Oscillate":
         return x + 0.2 * o.width * math.sin(2 * math.pi * t / 12), y, 0.0, 1.0
-    raise ValueError(f"unknown motion {motion!r}")
+    raise UserError(f"unknown motion {motion!r}")
 
 
 def render(appearance: int, motion: int, options: SynthOptions, seed: int) -> np.ndarray:

@@ -6,28 +6,30 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UserError
 from .fusion import fuse
 from .metrics import top_k_accuracy
+from .runs import RunDir
 from .scores import Scores, read_scores
 
 
 def run_scores(run: str | Path, part: str, task: str | None = None, evaluate_missing: bool = True,
                **evaluate_kw) -> Scores:
     """The score file of ``run`` for ``part`` (test/train), evaluating the run first if it is missing."""
-    run = Path(run)
-    found = sorted(run.glob(f"scores-*-{part}.npz"))
+    found = RunDir(run).score_files(part)
     if task is not None:
-        found = [p for p in found if p.name == f"scores-{task}-{part}.npz"]
+        found = {t: p for t, p in found.items() if t == task}
     if not found and evaluate_missing:
         from .evaluate import evaluate
 
-        written = evaluate(run, part, **evaluate_kw)
-        found = [written[task]] if task else sorted(written.values())
+        found = evaluate(run, part, **evaluate_kw)
+        found = {task: found[task]} if task else found
     if not found:
-        raise FileNotFoundError(f"{run}: no scores-*-{part}.npz (run `twostream evaluate {run} --split {part}`)")
+        raise UserError(f"{run}: no {part} scores{f' of task {task}' if task else ''} (run `twostream evaluate "
+                        f"{run} --split {part}`)")
     if len(found) > 1:
-        raise ValueError(f"{run}: several tasks ({', '.join(p.name for p in found)}); name one with --task")
-    return read_scores(found[0])
+        raise UserError(f"{run}: several tasks ({', '.join(found)}); name one with --task")
+    return read_scores(next(iter(found.values())))
 
 
 def splits_table(spatial: list[str | Path], temporal: list[str | Path], task: str | None = None,
@@ -35,7 +37,7 @@ def splits_table(spatial: list[str | Path], temporal: list[str | Path], task: st
     """Top-1 accuracy per split (one spatial and one temporal run per split) and their mean, as the
     paper's Table 4: rows spatial, temporal, fusion by averaging, fusion by SVM."""
     if len(spatial) != len(temporal) or not spatial:
-        raise ValueError(f"need one spatial and one temporal run per split, got {len(spatial)} and {len(temporal)}")
+        raise UserError(f"need one spatial and one temporal run per split, got {len(spatial)} and {len(temporal)}")
     acc: dict[str, list[float]] = {"Spatial ConvNet": [], "Temporal ConvNet": [], "Fusion by averaging": [],
                                    "Fusion by SVM": []}
     for s_run, t_run in zip(spatial, temporal):

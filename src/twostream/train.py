@@ -10,53 +10,24 @@ from __future__ import annotations
 import json
 import os
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .builders import load_task_split, make_dataset, make_model, model_args, pick_device
+from .builders import load_task_split, make_clips, make_model, model_args
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, save_config, to_dict
-from .data.datasets import TaskConcat
+from .data.datasets import TaskConcat, TrainClips, ValClips
 from .data.sampling import MultiTaskSampler
+from .devices import pick_device
+from .errors import UserError
 from .io import atomic_write_text
-
-CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.jsonl"
-
-
-class AllHeads(nn.Module):
-    """``Tensor[B, C, S, S]`` -> {task: logits ``Tensor[B, K_task]``}: every head on every row, so that
-    DDP sees all parameters used in every step (rows are matched to their task in the loss)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        pre = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
-        return {t: head(pre) for t, head in self.model.head.heads.items()}
-
-
-def multitask_loss(logits: dict[str, torch.Tensor], labels: torch.Tensor, task_ids: torch.Tensor
-                   ) -> tuple[torch.Tensor, int]:
-    """Sum over tasks of the mean cross-entropy of each task's own rows (the paper's multi-task loss),
-    and the number of correct top-1 predictions (a tensor: reading it would wait for the GPU)."""
-    loss, correct = 0.0, torch.zeros((), dtype=torch.long, device=labels.device)
-    for t, (name, out) in enumerate(logits.items()):
-        rows = task_ids == t
-        if rows.any():
-            loss = loss + F.cross_entropy(out[rows].float(), labels[rows])
-            correct = correct + (out[rows].argmax(1) == labels[rows]).sum()
-        else:
-            loss = loss + 0.0 * out.sum()  # keeps the unused head in the graph (DDP)
-    return loss, correct
+from .runs import RunDir
+from .step import AllHeads, train_step
 
 
 def _dist_setup() -> tuple[int, int, int]:
@@ -105,9 +76,9 @@ def _trim_metrics(path: Path, iteration: int) -> None:
 
 
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
-    """Train as ``cfg`` says, writing config.yaml, metrics.jsonl and checkpoint.pt in ``run_dir``.
+    """Train as ``cfg`` says, writing the run's config, metrics and checkpoint in ``run_dir`` (``RunDir``).
     Returns the last logged metrics."""
-    run_dir = Path(run_dir)
+    run = RunDir(run_dir)
     rank, world, local_rank = _dist_setup()
     main_process = rank == 0
     device = pick_device(cfg.run.device, local_rank)
@@ -116,7 +87,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     o = cfg.optim
     per_step = o.batch_size // world
     if o.batch_size % world or per_step % min(o.micro_batch, per_step):
-        raise ValueError(f"optim.batch_size {o.batch_size} must split evenly into {world} processes x "
+        raise UserError(f"optim.batch_size {o.batch_size} must split evenly into {world} processes x "
                          f"micro-batches of {o.micro_batch}")
     micro = min(o.micro_batch, per_step)
     accumulate = per_step // micro
@@ -125,11 +96,11 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     # data: one training set per task; validation on each task's test split
     splits = [load_task_split(t) for t in cfg.tasks]
     classes = {t.name: s.classes for t, s in zip(cfg.tasks, splits)}
-    train_sets = [make_dataset(t, cfg.input, s.train, "train") for t, s in zip(cfg.tasks, splits)]
+    train_sets = [make_clips(TrainClips, t, cfg.input, s.train) for t, s in zip(cfg.tasks, splits)]
     val_sets = []
     if cfg.run.val_every and main_process:
         limit = cfg.run.val_videos or None
-        val_sets = [make_dataset(t, cfg.input, s.test[:limit], "val") for t, s in zip(cfg.tasks, splits)]
+        val_sets = [make_clips(ValClips, t, cfg.input, s.test[:limit]) for t, s in zip(cfg.tasks, splits)]
 
     # model and optimiser
     model, report = make_model(cfg, classes)  # same seed on every rank: same initial weights
@@ -143,21 +114,20 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
     iteration, rng_state = 0, None
-    ckpt_path = run_dir / CHECKPOINT
     if resume:
-        ckpt = load_checkpoint(ckpt_path)
+        ckpt = load_checkpoint(run.checkpoint)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
         iteration, rng_state = ckpt["iteration"], ckpt["rng"]
-    elif main_process and ckpt_path.exists():
-        raise ValueError(f"{run_dir} already holds a run: pass --resume, or choose another run folder")
+    elif main_process and run.checkpoint.exists():
+        raise UserError(f"{run.path} already holds a run: pass --resume, or choose another run folder")
     if main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
+        run.path.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run.config)
         if resume:
-            _trim_metrics(run_dir / METRICS, iteration)
+            _trim_metrics(run.metrics, iteration)
         if report:
             print(f"pretrained {cfg.model.pretrained}: {len(report['loaded'])} tensors loaded, "
                   f"adapted {report['adapted'] or 'none'}, skipped {report['skipped'] or 'none'}")
@@ -177,7 +147,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         _set_rng_state(rng_state)
 
     model.train()
-    metrics_file = open(run_dir / METRICS, "a") if main_process else None
+    metrics_file = open(run.metrics, "a") if main_process else None
     bar = tqdm(total=o.iterations, initial=iteration, disable=not (progress and main_process),
                dynamic_ncols=True, unit="it")
     last: dict = {}
@@ -185,20 +155,10 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     window = {"loss": torch.zeros((), device=device), "correct": 0, "seen": 0, "start": time.perf_counter()}
     try:
         while iteration < o.iterations:
-            for micro_step in range(accumulate):
-                b = next(batches)
-                x, y, task = b["input"].to(device, non_blocking=True), b["label"].to(device), b["task"].to(device)
-                sync = micro_step == accumulate - 1 or world == 1
-                with (nullcontext() if sync else net.no_sync()), \
-                        torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                    loss, correct = multitask_loss(net(x), y, task)
-                    scaler.scale(loss / accumulate).backward()
-                window["loss"] = window["loss"] + loss.detach() * len(y)
-                window["correct"] = window["correct"] + correct
-                window["seen"] += len(y)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
+            stats = train_step(net, batches, accumulate, optimizer, scaler, device, use_amp)
+            window["loss"] = window["loss"] + stats.loss_sum
+            window["correct"] = window["correct"] + stats.correct
+            window["seen"] += stats.seen
             scheduler.step()
             iteration += 1
             bar.update()
@@ -218,7 +178,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                     metrics_file.write(json.dumps(last) + "\n")
                     metrics_file.flush()
             if main_process and (iteration % cfg.run.checkpoint_every == 0 or iteration == o.iterations):
-                save_checkpoint(ckpt_path, {
+                save_checkpoint(run.checkpoint, {
                     "model": model.state_dict(), "model_args": model_args(cfg, classes), "config": to_dict(cfg),
                     "classes": classes, "iteration": iteration, "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": _rng_state()})

@@ -9,10 +9,12 @@ from pathlib import Path
 import av
 import numpy as np
 
+from .errors import UserError
+
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv")
 
 
-class VideoError(RuntimeError):
+class VideoError(UserError):
     """A video that cannot be decoded; the message names the file and the reason."""
 
 
@@ -27,17 +29,20 @@ class VideoInfo:
     source_height: int
 
 
+SHORT_SIDE = 256  # the paper: frames rescaled so that the smallest side is 256
+
+
 def output_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
     """(width, height) after rescaling so that min(width, height) == short_side, aspect kept.
 
     ``short_side`` None or 0 keeps the source size.
     """
     if width <= 0 or height <= 0:
-        raise ValueError(f"frame size must be positive, got {width}x{height}")
+        raise UserError(f"frame size must be positive, got {width}x{height}")
     if not short_side:
         return width, height
     if short_side < 0:
-        raise ValueError(f"short_side must be positive, got {short_side}")
+        raise UserError(f"short_side must be positive, got {short_side}")
     scale = short_side / min(width, height)
     if width <= height:
         return short_side, max(1, round(height * scale))
@@ -60,7 +65,7 @@ def _open(path: str | Path) -> av.container.InputContainer:
     return container
 
 
-def iter_frames(path: str | Path, short_side: int | None = 256) -> tuple[VideoInfo, Iterator[np.ndarray]]:
+def iter_frames(path: str | Path, short_side: int | None = SHORT_SIDE) -> tuple[VideoInfo, Iterator[np.ndarray]]:
     """Open ``path`` and return its info and an iterator over frames ``uint8[H, W, 3]`` (RGB).
 
     Frames come in the decoder's output order, which is presentation order; timestamps are never used
@@ -98,7 +103,7 @@ def iter_frames(path: str | Path, short_side: int | None = 256) -> tuple[VideoIn
     return info, frames()
 
 
-def read_video(path: str | Path, short_side: int | None = 256) -> tuple[np.ndarray, VideoInfo]:
+def read_video(path: str | Path, short_side: int | None = SHORT_SIDE) -> tuple[np.ndarray, VideoInfo]:
     """Decode a whole video: ``uint8[T, H, W, 3]`` RGB frames and its info."""
     info, frames = iter_frames(path, short_side)
     return np.stack(list(frames)), info
@@ -113,7 +118,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 25.0, codec: 
     path = Path(path)
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8[T, H, W, 3], got {frames.dtype}{list(frames.shape)}")
+        raise UserError(f"frames must be uint8[T, H, W, 3], got {frames.dtype}{list(frames.shape)}")
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     options = {"crf": str(crf), "preset": "veryfast"} if codec == "libx264" else {}
     with av.open(str(tmp), mode="w") as container:

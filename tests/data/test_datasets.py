@@ -4,11 +4,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from twostream.cache import UnitWriter
-from twostream.data.datasets import SpatialDataset, TemporalDataset, TemporalOptions
+from twostream.data.datasets import TestClips, TrainClips, ValClips
+from twostream.data.inputs import InputOptions
 from twostream.data.sampling import ClassBalancedSampler
 from twostream.data.splits import Sample
-from twostream.data.transforms import ten_crop
+from twostream.errors import UserError
 from twostream.flow.codec import FlowCodec
+from twostream.record import ExtractionRecord
 
 H, W = 40, 48
 STEP = 40 / 255  # one code step of the codec at bound 20
@@ -21,15 +23,23 @@ def field_value(t: int, backward: bool = False) -> tuple[float, float]:
     return (3 * k + 0.5) * STEP, (0.5 - k) * STEP
 
 
-def make_unit(root, vid, frames, bidirectional=False):
-    with UnitWriter(root, vid, FlowCodec(), bidirectional=bidirectional) as w:
+def make_unit(root, vid, frames, bidirectional=False, fields=None):
+    """A hand-made unit: frame t is grey level 8t; flow field t is constant ``field_value(t)`` (or
+    ``fields[t]``, ``float32[H, W, 2]``)."""
+    record = ExtractionRecord("hand-made", {}, 0, bidirectional, FlowCodec(), 95)
+    with UnitWriter(root, vid, record) as w:
         for t in range(frames):
-            w.add_frame(np.full((H, W, 3), 8 * t, np.uint8))  # frame t is grey level 8t
+            w.add_frame(np.full((H, W, 3), 8 * t, np.uint8))
             if t:
-                w.add_flow(np.broadcast_to(np.float32(field_value(t - 1)), (H, W, 2)).copy())
+                w.add_flow(np.broadcast_to(np.float32(field_value(t - 1)), (H, W, 2)).copy()
+                           if fields is None else fields[t - 1])
                 if bidirectional:
                     w.add_back_flow(np.broadcast_to(np.float32(field_value(t - 1, True)), (H, W, 2)).copy())
         w.commit({})
+
+
+def temporal(**kw) -> InputOptions:
+    return InputOptions("temporal", **{"crop": 32, **kw})
 
 
 @pytest.fixture
@@ -47,8 +57,7 @@ def xs_of(x):  # the x value of each field of a [2L, ...] stack (constant fields
 
 
 def test_temporal_train_stack_is_contiguous_with_flip_sign(cache):
-    opts = TemporalOptions(length=5, mean_subtraction=False)
-    ds = TemporalDataset(SAMPLES, cache, "train", crop=32, options=opts)
+    ds = TrainClips(SAMPLES, cache, temporal(length=5, mean_subtraction=False))
     seen_flip = seen_plain = False
     for seed in range(40):
         item = ds[(0, seed)]
@@ -67,59 +76,90 @@ def test_temporal_train_stack_is_contiguous_with_flip_sign(cache):
 
 
 def test_short_video_pads_with_edge_fields(cache):
-    ds = TemporalDataset(SAMPLES, cache, "val", crop=32, options=TemporalOptions(length=5, mean_subtraction=False))
+    ds = ValClips(SAMPLES, cache, temporal(length=5, mean_subtraction=False))
     assert xs_of(ds[1]["input"].numpy()) == [1, 2, 3, 3, 3]  # 3 fields, padded to 5
 
 
 def test_bidirectional_stack(cache):
-    ds = TemporalDataset(SAMPLES, cache, "val", crop=32,
-                         options=TemporalOptions(length=4, bidirectional=True, mean_subtraction=False))
+    ds = ValClips(SAMPLES, cache, temporal(length=4, bidirectional=True, mean_subtraction=False))
     x = ds[0]["input"].numpy()  # centre position 13 of 27 -> tau = 15
     assert xs_of(x) == [16, 17, -14, -15]  # forward fields 15, 16; backward fields 13, 14
-    with pytest.raises(ValueError, match="trajectory"):
-        TemporalOptions(length=4, bidirectional=True, stacking="trajectory")
+    with pytest.raises(UserError, match="trajectory"):
+        temporal(length=4, bidirectional=True, stacking="trajectory")
+    with pytest.raises(UserError, match="length: bi-directional stacks need an even length, got 3"):
+        temporal(length=3, bidirectional=True)
 
 
-def test_mean_subtraction_and_trajectory_on_constant_flow(cache):
-    ds = TemporalDataset(SAMPLES, cache, "val", crop=32, options=TemporalOptions(length=4, stacking="trajectory"))
-    assert np.abs(ds[0]["input"].numpy()).max() < 1e-3  # constant fields minus their mean
+def test_mean_subtraction_removes_constant_flow(cache):
+    plain = ValClips(SAMPLES, cache, temporal(length=4, mean_subtraction=False))[0]["input"].numpy()
+    assert np.abs(plain).min() > 0.5  # the fields are far from zero ...
+    ds = ValClips(SAMPLES, cache, temporal(length=4))
+    assert np.abs(ds[0]["input"].numpy()).max() < 1e-3  # ... and nothing is left of them minus their mean
 
 
-def test_spatial_modes(cache):
-    train = SpatialDataset(SAMPLES, cache, "train", crop=32, jitter=0.0)
+def test_trajectory_stacking_follows_the_first_field(tmp_path):
+    # field 0 moves every pixel 4 px right; field 1's y component is a ramp along x, 2 codes per column:
+    # following the trajectory, field 1 is read 4 columns further right, i.e. 8 codes (1.25 px) higher
+    xs = np.arange(W, dtype=np.float32)
+    first = np.zeros((H, W, 2), np.float32)
+    first[..., 0] = 4.0  # code 153: exactly 4 px
+    ramp = np.zeros((H, W, 2), np.float32)
+    ramp[..., 1] = (100 + 2 * xs) * STEP - 20  # codes 100, 102, ...
+    make_unit(tmp_path, "ramp", 3, fields=[first, ramp])
+    opts = dict(crop=H, length=2, mean_subtraction=False)  # centre crop: column j is pixel x = j + 4
+    flow = ValClips([Sample("ramp", 0)], tmp_path, temporal(stacking="flow", **opts))[0]["input"].numpy()
+    traj = ValClips([Sample("ramp", 0)], tmp_path, temporal(stacking="trajectory", **opts))[0]["input"].numpy()
+    cols = np.arange(4, 28)  # away from the frame's borders (JPEG edges, the replicated border)
+    assert np.allclose(flow[0], 4.0, atol=0.2) and np.allclose(traj[0], 4.0, atol=0.2)  # field 0 as is
+    assert np.allclose(flow[3][:, cols], ramp[:, cols + 4, 1], atol=0.2)  # same pixel
+    assert np.allclose(traj[3][:, cols], ramp[:, cols + 8, 1], atol=0.2)  # 4 px further along the motion
+
+
+def test_spatial_train_and_test_items(cache):
+    train = TrainClips(SAMPLES, cache, InputOptions("spatial", crop=32, jitter=0.0))
     x = train[(0, 1)]["input"]
     assert x.shape == (3, 32, 32)
     grey = (x[0, 0, 0] * 0.229 + 0.485) * 255  # undo the normalisation: 8t for frame t
     t = round(float(grey) / 8)
     assert 0 <= t < 30 and abs(float(grey) - 8 * t) < 1.5
-    test = SpatialDataset(SAMPLES, cache, "test", crop=32, positions=25)
+    test = TestClips(SAMPLES, cache, InputOptions("spatial", crop=32, test_positions=25))
     item = test[0]
     assert item["input"].shape == (25, 3, H, W)
     assert item["positions"].tolist() == [0, 1, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 15, 16, 17, 18, 19, 21,
                                           22, 23, 24, 25, 27, 28, 29]  # floor((i + 0.5) * 30 / 25)
-    assert ten_crop(item["input"], 32).shape == (250, 3, 32, 32)
-    tt = TemporalDataset(SAMPLES, cache, "test", crop=32, positions=25, options=TemporalOptions(length=10))
+    chunks = list(test.crops(item["input"], positions_per_chunk=10))
+    assert [len(c) for c in chunks] == [100, 100, 50] and chunks[0].shape[1:] == (3, 32, 32)
+    tt = TestClips(SAMPLES, cache, temporal(length=10, test_positions=25))
     assert tt[0]["input"].shape == (25, 20, H, W) and tt[0]["positions"].max() == 19
+
+
+def test_test_crops_of_flow_negate_x_in_the_mirrored_half(cache):
+    tt = TestClips(SAMPLES, cache, temporal(length=2, test_positions=1, mean_subtraction=False))
+    crops = torch.cat(list(tt.crops(tt[0]["input"])))  # one position: 10 crops of constant fields
+    assert crops.shape == (10, 4, 32, 32)
+    x, y = crops[:, 0, 0, 0], crops[:, 1, 0, 0]
+    assert torch.allclose(x[5:], -x[:5]) and x[0] > 0  # mirrored crops: x negated
+    assert torch.allclose(y[5:], y[:5])  # y kept
 
 
 def test_missing_videos_error_or_skip(cache):
     samples = SAMPLES + [Sample("c/gone", 2)]
     with pytest.raises(ValueError, match="1 listed videos are not in the cache .*c/gone"):
-        SpatialDataset(samples, cache)
+        TrainClips(samples, cache, InputOptions())
     with pytest.warns(UserWarning, match="skipping 1 listed videos"):
-        ds = SpatialDataset(samples, cache, skip_missing=True)
+        ds = TrainClips(samples, cache, InputOptions(), skip_missing=True)
     assert len(ds) == 2
 
 
 def test_video_with_one_frame_is_an_error_naming_it(tmp_path):
     make_unit(tmp_path, "one", 1)  # extract refuses such videos; a hand-made unit can still hold one
-    SpatialDataset([Sample("one", 0)], tmp_path)  # one frame is enough for the spatial stream
-    with pytest.raises(ValueError, match="one: 1 frame"):
-        TemporalDataset([Sample("one", 0)], tmp_path)
+    ValClips([Sample("one", 0)], tmp_path, InputOptions(crop=32))  # one frame is enough for the spatial stream
+    with pytest.raises(UserError, match="one: 1 frame"):
+        ValClips([Sample("one", 0)], tmp_path, temporal())
 
 
 def test_dataloader_with_workers_and_balanced_sampler(cache):
-    ds = TemporalDataset(SAMPLES, cache, "train", crop=32, options=TemporalOptions(length=3))
+    ds = TrainClips(SAMPLES, cache, temporal(length=3))
     sampler = ClassBalancedSampler(labels=ds.labels, seed=0)
     loader = DataLoader(ds, batch_size=8, sampler=sampler, num_workers=2)
     batches = []

@@ -78,12 +78,12 @@ def test_folder_and_csv_splits_are_stable(tmp_path):
         load_split("kinetics", tmp_path)
 
 
-def test_missing_videos_are_named(tmp_path):
-    from twostream.cache import UnitWriter
-    from twostream.flow.codec import FlowCodec
+def test_missing_videos_are_named(tmp_path, unit_record):
     import numpy as np
 
-    with UnitWriter(tmp_path, "a/x", FlowCodec()) as w:
+    from twostream.cache import UnitWriter
+
+    with UnitWriter(tmp_path, "a/x", unit_record()) as w:
         w.add_frame(np.zeros((8, 8, 3), np.uint8))
         w.add_frame(np.zeros((8, 8, 3), np.uint8))
         w.add_flow(np.zeros((8, 8, 2), np.float32))

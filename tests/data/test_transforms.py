@@ -1,8 +1,7 @@
 import numpy as np
 import torch
 
-from twostream.data.transforms import (crop_flip, flow_sign, flow_to_input, rgb_to_input, ten_crop,
-                                       trajectory_resample)
+from twostream.data.transforms import crop_flip, flow_sign, flow_to_input, rgb_to_input, ten_crop, trajectory_resample
 
 
 def test_flow_stacking_channel_order_and_mean_subtraction():

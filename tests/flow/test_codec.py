@@ -3,7 +3,6 @@ import pytest
 
 from twostream.flow.codec import FlowCodec
 from twostream.flow.middlebury import endpoint_error, read_flo, write_flo
-from conftest import texture
 
 
 def test_quantize_maps_bounds_and_round_trips_within_half_step():
@@ -14,7 +13,7 @@ def test_quantize_maps_bounds_and_round_trips_within_half_step():
     assert np.abs(back - values).max() <= 20.0 / 255 + 1e-5  # half of one step of 40/255 px
 
 
-def test_jpeg_round_trip_of_smooth_flow():
+def test_jpeg_round_trip_of_smooth_flow(texture):
     codec = FlowCodec(bound=20.0, quality=95)
     flow = np.stack([texture(64, 80, 1), texture(64, 80, 2)], -1).astype(np.float32) / 255 * 30 - 15
     back = codec.decode(*codec.encode(flow))
@@ -24,7 +23,7 @@ def test_jpeg_round_trip_of_smooth_flow():
     assert np.allclose(clipped, 20.0, atol=0.1)  # clipped to the bound, not wrapped
 
 
-def test_lower_quality_costs_accuracy_and_bound_is_validated():
+def test_lower_quality_costs_accuracy_and_bound_is_validated(texture):
     flow = np.stack([texture(64, 64, 5), texture(64, 64, 6)], -1).astype(np.float32) / 255 * 30 - 15
     errs = [endpoint_error(FlowCodec(20, q).decode(*FlowCodec(20, q).encode(flow)), flow) for q in (50, 95)]
     assert errs[0] > errs[1]

@@ -3,7 +3,6 @@ import pytest
 
 from twostream.flow import METHODS, build_flow, compute_flow
 from twostream.flow.middlebury import endpoint_error
-from conftest import shift, texture
 
 TRUE = (1.6, -0.7)  # sub-pixel translation in px (x, y)
 
@@ -12,7 +11,7 @@ TRUE = (1.6, -0.7)  # sub-pixel translation in px (x, y)
     ("dis", {"preset": "ultrafast"}, 128), ("dis", {"preset": "fast"}, 128), ("dis", {"preset": "medium"}, 128),
     ("farneback", {}, 128), ("tvl1", {"nscales": 3, "warps": 3}, 64),
 ])
-def test_recovers_known_subpixel_translation(method, params, size):
+def test_recovers_known_subpixel_translation(method, params, size, shift, texture):
     img = texture(size, size, seed=3)
     moved = shift(img, *TRUE)
     flow = build_flow(method, **params)(img, moved)
@@ -46,7 +45,7 @@ def test_params_are_recorded_and_bad_ones_named():
         build_flow("farneback", window=3)
 
 
-def test_compute_flow_forward_and_backward():
+def test_compute_flow_forward_and_backward(shift, texture):
     img = texture(64, 64, seed=1)
     frames = np.stack([shift(img, 1.0 * t, 0.0) for t in range(4)])
     fwd, bwd = compute_flow(frames, build_flow("dis", preset="medium"), backward=True)
@@ -58,7 +57,7 @@ def test_compute_flow_forward_and_backward():
         compute_flow(frames[:1], build_flow("dis"))
 
 
-def test_params_do_not_change_with_use():
+def test_params_do_not_change_with_use(shift, texture):
     # OpenCV's DIS reports the coarsest scale it picked once it has run; the record must be the setting
     img = texture(64, 64, seed=2)
     for method in METHODS:

@@ -2,6 +2,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from twostream.errors import UserError
 from twostream.models import adapt_input_conv, build_model, load_pretrained
 
 
@@ -16,11 +17,11 @@ def test_adapt_input_conv_averages_rgb_and_replicates():
 @pytest.mark.parametrize("fmt", ["pt", "safetensors"])
 def test_imagenet_style_weights_load_into_a_temporal_net(tmp_path, fmt):
     # "ImageNet" weights the test makes itself: an RGB CNN-M with a 1000-way classifier
-    rgb = build_model("cnn_m_2048", {"imagenet": 1000}, 3, 112)
+    rgb = build_model("cnn_m_2048", {"imagenet": 1000}, 3, 112, dropout=0.5)
     path = tmp_path / f"weights.{fmt}"
     state = {k: v.contiguous() for k, v in rgb.state_dict().items()}
     torch.save(state, path) if fmt == "pt" else save_file(state, str(path))
-    temporal = build_model("cnn_m_2048", {"ucf101": 101}, 20, 112, temporal=True)
+    temporal = build_model("cnn_m_2048", {"ucf101": 101}, 20, 112, temporal=True, dropout=0.5)
     report = load_pretrained(temporal, path)
     assert report["adapted"] == ["features.0.weight"]
     assert {"head.heads.imagenet.weight", "head.heads.imagenet.bias"} <= set(report["skipped"])
@@ -29,7 +30,7 @@ def test_imagenet_style_weights_load_into_a_temporal_net(tmp_path, fmt):
     assert torch.equal(temporal.features[3 + 1].weight, rgb.features[4].weight)  # conv2 copied as is
     with pytest.raises(ValueError, match="torchvision archs"):
         load_pretrained(temporal, "imagenet", "cnn_m_2048")
-    with pytest.raises(FileNotFoundError, match="nope.pt"):
+    with pytest.raises(UserError, match="nope.pt"):
         load_pretrained(temporal, tmp_path / "nope.pt")
 
 
@@ -38,8 +39,8 @@ def test_torchvision_resnets_when_installed(tmp_path, monkeypatch, arch, width):
     tv = pytest.importorskip("torchvision")
     from twostream.models.backbones import torchvision_cache_file
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # torchvision's cache, made by the test
-    model = build_model(arch, {"ucf101": 101}, 20)
-    with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
+    model = build_model(arch, {"ucf101": 101}, 20, dropout=0.5)
+    with pytest.raises(UserError, match="nothing is downloaded"):
         load_pretrained(model, "imagenet", arch)
     net = getattr(tv.models, arch)(weights=None)
     cached = torchvision_cache_file(arch)

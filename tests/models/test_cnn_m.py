@@ -15,7 +15,7 @@ def _params(in_ch: int, side: int, classes: int) -> int:
 
 @pytest.mark.parametrize("size, side", [(224, 6), (112, 3)])
 def test_shapes_and_parameter_count(size, side):
-    model = CNNM2048({"ucf101": 101}, in_channels=3, image_size=size)
+    model = CNNM2048({"ucf101": 101}, in_channels=3, image_size=size, dropout=0.5)
     x = torch.randn(2, 3, size, size)
     feats = model.forward_features(x)
     assert feats.shape == (2, 512, side, side)
@@ -26,8 +26,8 @@ def test_shapes_and_parameter_count(size, side):
 
 
 def test_temporal_variant_has_2L_inputs_and_one_lrn_fewer():
-    spatial = build_model("cnn_m_2048", {"ucf101": 101}, 3, 112)
-    temporal = build_model("cnn_m_2048", {"ucf101": 101}, 20, 112, temporal=True)
+    spatial = build_model("cnn_m_2048", {"ucf101": 101}, 3, 112, dropout=0.5)
+    temporal = build_model("cnn_m_2048", {"ucf101": 101}, 20, 112, temporal=True, dropout=0.5)
     count = lambda m: sum(isinstance(x, FastLRN) for x in m.modules())  # noqa: E731
     assert (count(spatial), count(temporal)) == (2, 1)
     assert temporal.first_conv.weight.shape == (96, 20, 7, 7)
@@ -74,7 +74,7 @@ def test_fast_lrn_matches_torch(channels, size, alpha, beta, k):
 
 
 def test_chunked_inference_matches_the_whole_batch():
-    model = CNNM2048({"a": 5}, in_channels=3, image_size=112).eval()
+    model = CNNM2048({"a": 5}, in_channels=3, image_size=112, dropout=0.5).eval()
     x = torch.randn(10, 3, 112, 112)  # more than one chunk, and a ragged last one
     with torch.no_grad():
         chunked = model(x)

@@ -1,21 +1,20 @@
-"""torch Datasets of cached videos for both streams. Items are dicts.
+"""torch Datasets of cached videos, one small class per behaviour. Items are dicts.
 
-Three modes:
-  ``train``: key ``(video index, seed)`` from ``ClassBalancedSampler``; one random frame (spatial) or
-            stack (temporal), a random ``crop`` x ``crop`` crop from anywhere, a random horizontal flip,
-            RGB jitter. ``input`` is ``Tensor[C, S, S]``.
-  ``val``:   key = video index; the centre frame/stack, centre crop. ``input`` is ``Tensor[C, S, S]``.
-  ``test``:  key = video index; ``positions`` evenly spaced frames/stacks at full size, ``input`` is
-            ``Tensor[P, C, H, W]``; ``transforms.ten_crop`` turns it into the paper's ``[P * 10, C, S, S]``.
-            (The crops are taken by the consumer, chunk by chunk: 250 x 20 x 224 x 224 floats would be 1 GB
-            per temporal item.)
-C is 3 for the spatial stream and 2L for the temporal one.
+``TrainClips``: key ``(video index, sample seed)`` (from ``ClassBalancedSampler``); one random frame or
+          stack, a random ``crop`` x ``crop`` crop from anywhere in the frame, a random horizontal flip
+          (flow x negated), RGB jitter. ``input`` is ``Tensor[C, S, S]``.
+``ValClips``: key = video index; the centre frame or stack, centre crop. ``input`` is ``Tensor[C, S, S]``.
+``TestClips``: key = video index; ``test_positions`` evenly spaced frames or stacks at full size,
+          ``input`` is ``Tensor[P, C, H, W]``; ``TestClips.crops`` turns it into the paper's ten crops,
+          ``Tensor[P * 10, C, S, S]``, chunk by chunk (250 x 20 x 224 x 224 floats would be 1 GB per
+          temporal item).
+C is 3 for the spatial stream and 2L for the temporal one (``InputOptions.channels``).
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,50 +22,20 @@ import torch
 from torch.utils.data import Dataset
 
 from ..cache import CachedVideo, read_manifest
+from ..errors import UserError
 from . import sampling
+from .inputs import InputOptions, make_reader
 from .splits import Sample
-from .transforms import crop_flip, flow_sign, flow_to_input, rgb_to_input, trajectory_resample
-
-MODES = ("train", "val", "test")
+from .transforms import crop_flip, ten_crop
 
 
-@dataclass(frozen=True)
-class TemporalOptions:
-    """How the temporal stream's input is built from the flow fields."""
+class Clips(Dataset):
+    """The videos of ``samples`` in ``cache``, read as ``options`` says. Listed videos missing from the
+    cache are an error naming them, or (``skip_missing``) a warning with their count."""
 
-    length: int = 10  # L: fields per stack, 2L input channels
-    stacking: str = "flow"  # "flow" (same pixel in every field) or "trajectory" (follow the motion)
-    bidirectional: bool = False  # L/2 forward + L/2 backward fields (needs extract --bidirectional)
-    mean_subtraction: bool = True
-
-    def __post_init__(self) -> None:
-        if self.length < 1:
-            raise ValueError(f"stack length must be >= 1, got {self.length}")
-        if self.stacking not in ("flow", "trajectory"):
-            raise ValueError(f"stacking must be 'flow' or 'trajectory', got {self.stacking!r}")
-        if self.bidirectional and self.length % 2:
-            raise ValueError(f"bi-directional stacks need an even length, got {self.length}")
-        if self.bidirectional and self.stacking == "trajectory":
-            # a trajectory is followed through consecutive forward fields; through the backward half of
-            # a bi-directional stack it would run the wrong way in time
-            raise ValueError("trajectory stacking works on forward flow only, not with bidirectional")
-
-    @property
-    def channels(self) -> int:
-        return 2 * self.length
-
-
-class _CachedVideoDataset(Dataset):
-    channels: int
-    sign: np.ndarray | None = None  # per-channel sign of a horizontal flip (None: plain mirror)
-
-    def __init__(self, samples: list[Sample], cache: str | Path, mode: str = "train", crop: int = 224,
-                 positions: int = 25, skip_missing: bool = False) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if crop < 1 or positions < 1:
-            raise ValueError(f"crop and positions must be >= 1, got {crop} and {positions}")
-        self.cache, self.mode, self.crop, self.positions = Path(cache), mode, crop, positions
+    def __init__(self, samples: list[Sample], cache: str | Path, options: InputOptions,
+                 skip_missing: bool = False) -> None:
+        self.cache, self.options, self.reader = Path(cache), options, make_reader(options)
         kept, missing, manifests = [], [], []
         for s in samples:
             try:
@@ -77,14 +46,15 @@ class _CachedVideoDataset(Dataset):
         if missing:
             shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
             if not skip_missing:
-                raise ValueError(f"{len(missing)} listed videos are not in the cache {cache}: {shown} "
-                                 "(extract them, or set skip_missing to train without them)")
+                raise UserError(f"{len(missing)} listed videos are not in the cache {cache}: {shown} "
+                                "(extract them, or set skip_missing to train without them)")
             warnings.warn(f"skipping {len(missing)} listed videos missing from the cache {cache}: {shown}",
-                          stacklevel=2)
+                          stacklevel=3)
         if not kept:
-            raise ValueError(f"no listed video is in the cache {cache}")
-        self.samples = kept
-        self._manifests = manifests
+            raise UserError(f"no listed video is in the cache {cache}")
+        for s, m in zip(kept, manifests):
+            self.reader.check(s.video_id, m)
+        self.samples, self._manifests = kept, manifests
         self._videos: dict[int, CachedVideo] = {}
 
     def __len__(self) -> int:
@@ -94,106 +64,74 @@ class _CachedVideoDataset(Dataset):
     def labels(self) -> list[int]:
         return [s.label for s in self.samples]
 
+    @property
+    def channels(self) -> int:
+        return self.reader.channels
+
     def video(self, index: int) -> CachedVideo:
         if index not in self._videos:
             self._videos[index] = CachedVideo(self.cache, self.samples[index].video_id, self._manifests[index])
         return self._videos[index]
 
-    # -- what a stream defines -------------------------------------------------------------------
-    def num_positions(self, video: CachedVideo) -> int:
-        raise NotImplementedError
-
-    def load(self, video: CachedVideo, position: int, rng: np.random.Generator | None) -> np.ndarray:
-        """The full-size input at ``position``: ``float32[C, H, W]`` (rng given only in training)."""
-        raise NotImplementedError
-
-    # -- shared by both streams ----------------------------------------------------------------
-    def __getitem__(self, key: int | tuple[int, int]) -> dict:
-        if self.mode == "train":
-            if not isinstance(key, tuple):
-                raise TypeError("training items are keyed (video index, seed): use ClassBalancedSampler")
-            index, seed = key
-            rng = np.random.default_rng(seed)
-        else:
-            index, rng = int(key), None
-        video = self.video(index)
-        n = self.num_positions(video)
-        if self.mode == "test":
-            where = sampling.evenly_spaced(n, self.positions)
-            x = np.stack([self.load(video, int(p), None) for p in where])
-        else:
-            p = int(rng.integers(n)) if rng is not None else n // 2
-            full = self.load(video, p, rng)
-            h, w = full.shape[1:]
-            if rng is not None:
-                (y0, x0), flip = sampling.random_crop(h, w, self.crop, rng), bool(rng.integers(2))
-            else:
-                (y0, x0), flip = sampling.center_crop(h, w, self.crop), False
-            x, where = crop_flip(full, y0, x0, self.crop, flip, self.sign), np.int64([p])
+    def _item(self, index: int, x: np.ndarray, positions: np.ndarray) -> dict:
         s = self.samples[index]
-        return {"input": torch.from_numpy(x), "label": s.label, "video_id": s.video_id,
-                "index": index, "positions": torch.from_numpy(where)}
+        return {"input": torch.from_numpy(x), "label": s.label, "video_id": s.video_id, "index": index,
+                "positions": torch.from_numpy(positions)}
 
 
-class SpatialDataset(_CachedVideoDataset):
-    """RGB frames for the spatial stream; ``jitter`` is the PCA lighting noise std (training only)."""
+class TrainClips(Clips):
+    """Training samples: a random position, crop and flip, drawn from the key's own seed."""
 
-    channels = 3
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        if not isinstance(key, tuple):
+            raise TypeError("training items are keyed (video index, seed): use ClassBalancedSampler")
+        index, seed = key
+        rng = np.random.default_rng(seed)
+        video = self.video(index)
+        p = int(rng.integers(self.reader.num_positions(video)))
+        full = self.reader.load(video, p, rng)
+        y0, x0 = sampling.random_crop(*full.shape[1:], self.options.crop, rng)
+        x = crop_flip(full, y0, x0, self.options.crop, bool(rng.integers(2)), self.reader.sign)
+        return self._item(index, x, np.int64([p]))
 
-    def __init__(self, samples: list[Sample], cache: str | Path, mode: str = "train", crop: int = 224,
-                 positions: int = 25, jitter: float = 0.1, skip_missing: bool = False) -> None:
-        super().__init__(samples, cache, mode, crop, positions, skip_missing)
-        self.jitter = jitter
 
-    def num_positions(self, video: CachedVideo) -> int:
-        return video.num_frames
+class ValClips(Clips):
+    """The quick check during training: the centre position, the centre crop."""
 
-    def load(self, video: CachedVideo, position: int, rng: np.random.Generator | None) -> np.ndarray:
-        return rgb_to_input(video.frame(position), self.jitter if rng is not None else 0.0, rng)
+    def __getitem__(self, index: int) -> dict:
+        video = self.video(index)
+        p = self.reader.num_positions(video) // 2
+        full = self.reader.load(video, p, None)
+        y0, x0 = sampling.center_crop(*full.shape[1:], self.options.crop)
+        return self._item(index, crop_flip(full, y0, x0, self.options.crop, False), np.int64([p]))
 
 
-class TemporalDataset(_CachedVideoDataset):
-    """Stacks of L flow fields for the temporal stream (``TemporalOptions`` picks the variant)."""
+class TestClips(Clips):
+    """The paper's test protocol: ``test_positions`` evenly spaced positions, each in ten crops."""
 
-    def __init__(self, samples: list[Sample], cache: str | Path, mode: str = "train", crop: int = 224,
-                 positions: int = 25, options: TemporalOptions = TemporalOptions(),
-                 skip_missing: bool = False) -> None:
-        super().__init__(samples, cache, mode, crop, positions, skip_missing)
-        self.options = options
-        self.channels = options.channels
-        self.sign = flow_sign(options.length)
-        for i, m in enumerate(self._manifests):
-            if m["num_frames"] < 2:
-                raise ValueError(f"{self.samples[i].video_id}: {m['num_frames']} frame(s), flow needs 2")
-            if options.bidirectional and not m.get("bidirectional"):
-                raise ValueError(f"{self.samples[i].video_id}: bi-directional stacks need backward flow; "
-                                 "extract with --bidirectional")
+    __test__ = False  # not a pytest class
 
-    def num_positions(self, video: CachedVideo) -> int:
-        return sampling.num_positions(video.num_flows, self.options.length)
+    def __getitem__(self, index: int) -> dict:
+        video = self.video(index)
+        where = sampling.evenly_spaced(self.reader.num_positions(video), self.options.test_positions)
+        return self._item(index, np.stack([self.reader.load(video, int(p), None) for p in where]), where)
 
-    def fields(self, video: CachedVideo, position: int) -> np.ndarray:
-        """The stack's flow fields ``float32[L, H, W, 2]`` in channel order."""
-        o = self.options
-        if o.bidirectional:
-            fwd, bwd = sampling.bidirectional_indices(position, o.length, video.num_flows)
-            fields = [video.flow(int(t)) for t in fwd] + [video.back_flow(int(t)) for t in bwd]
-        else:
-            fields = [video.flow(int(t)) for t in sampling.stack_indices(position, o.length, video.num_flows)]
-        stack = np.stack(fields)
-        return trajectory_resample(stack) if o.stacking == "trajectory" else stack
-
-    def load(self, video: CachedVideo, position: int, rng: np.random.Generator | None) -> np.ndarray:
-        return flow_to_input(self.fields(video, position), self.options.mean_subtraction)
+    def crops(self, x: torch.Tensor, positions_per_chunk: int = 5) -> Iterator[torch.Tensor]:
+        """``Tensor[P, C, H, W]`` (an item's input) -> chunks ``Tensor[n * 10, C, S, S]`` of its ten
+        crops, position-major (per position: TL, TR, BL, BR, centre, then the same mirrored, flow x
+        negated)."""
+        sign = None if self.reader.sign is None else torch.from_numpy(self.reader.sign)
+        for i in range(0, len(x), max(1, positions_per_chunk)):
+            yield ten_crop(x[i:i + positions_per_chunk], self.options.crop, sign)
 
 
 class TaskConcat(Dataset):
     """Several training datasets behind one index: key ``(task, video index, seed)`` (as from
     ``MultiTaskSampler``); items gain ``task``."""
 
-    def __init__(self, datasets: list[_CachedVideoDataset]) -> None:
+    def __init__(self, datasets: list[TrainClips]) -> None:
         if not datasets:
-            raise ValueError("need at least one dataset")
+            raise UserError("need at least one dataset")
         self.datasets = datasets
 
     def __len__(self) -> int:

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import UserError
+
 
 def num_positions(num_items: int, length: int = 1) -> int:
     """How many starts a window of ``length`` items has in ``num_items`` (at least 1: short videos
     are padded)."""
     if num_items < 1:
-        raise ValueError(f"need at least one item, got {num_items}")
+        raise UserError(f"need at least one item, got {num_items}")
     return max(num_items - length + 1, 1)
 
 
@@ -26,12 +28,17 @@ def stack_indices(start: int, length: int, num_flows: int) -> np.ndarray:
     return np.clip(np.arange(start, start + length), 0, num_flows - 1)
 
 
+def check_bidirectional_length(length: int, name: str = "length") -> None:
+    """A bi-directional stack is L/2 forward and L/2 backward fields: L must be even."""
+    if length % 2:
+        raise UserError(f"{name}: bi-directional stacks need an even length, got {length}")
+
+
 def bidirectional_indices(position: int, length: int, num_flows: int) -> tuple[np.ndarray, np.ndarray]:
     """(forward, backward) field indices for the bi-directional stack at ``position`` (0-based, as from
     ``num_positions(num_flows, length)``): with tau = position + length/2, the length/2 forward fields
     from frame tau to tau + length/2 and the length/2 backward fields from frame tau - length/2 to tau."""
-    if length % 2:
-        raise ValueError(f"bi-directional stacks need an even length, got {length}")
+    check_bidirectional_length(length)
     half = length // 2
     tau = position + half
     return stack_indices(tau, half, num_flows), stack_indices(tau - half, half, num_flows)
@@ -41,7 +48,7 @@ def evenly_spaced(n: int, count: int) -> np.ndarray:
     """``count`` positions spread evenly over ``range(n)``: the centres of ``count`` equal segments
     (repeating positions when n < count)."""
     if count < 1:
-        raise ValueError(f"count must be >= 1, got {count}")
+        raise UserError(f"count must be >= 1, got {count}")
     return np.floor((np.arange(count) + 0.5) * n / count).astype(np.int64)
 
 
@@ -65,12 +72,12 @@ def five_crops(height: int, width: int, size: int) -> list[tuple[int, int]]:
 
 def _check_crop(height: int, width: int, size: int) -> None:
     if size > height or size > width:
-        raise ValueError(f"crop {size} is larger than the frame {width}x{height}")
+        raise UserError(f"crop {size} is larger than the frame {width}x{height}")
 
 
 def _by_class(labels: Sequence[int]) -> list[np.ndarray]:
     if not len(labels):
-        raise ValueError("the sampler needs at least one video")
+        raise UserError("the sampler needs at least one video")
     labels = np.asarray(labels)
     return [np.flatnonzero(labels == c) for c in np.unique(labels)]
 
@@ -92,7 +99,7 @@ class _KeyStream:
 
     def __post_init__(self) -> None:
         if not 0 <= self.rank < self.world_size:
-            raise ValueError(f"rank must be in 0..{self.world_size - 1}, got {self.rank}")
+            raise UserError(f"rank must be in 0..{self.world_size - 1}, got {self.rank}")
 
     def key(self, k: int) -> tuple[int, ...]:
         raise NotImplementedError
@@ -134,10 +141,10 @@ class MultiTaskSampler(_KeyStream):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.labels:
-            raise ValueError("the sampler needs at least one task")
+            raise UserError("the sampler needs at least one task")
         w = np.ones(len(self.labels)) if self.weights is None else np.asarray(self.weights, float)
         if len(w) != len(self.labels) or (w <= 0).any():
-            raise ValueError(f"need one positive weight per task, got {self.weights}")
+            raise UserError(f"need one positive weight per task, got {self.weights}")
         object.__setattr__(self, "_classes", [_by_class(lab) for lab in self.labels])
         object.__setattr__(self, "_p", w / w.sum())
 

@@ -11,6 +11,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import UserError
 from ..video import VIDEO_EXTENSIONS
 
 
@@ -29,13 +30,16 @@ class Split:
 
     def samples(self, part: str) -> list[Sample]:
         if part not in ("train", "test"):
-            raise ValueError(f"split part must be 'train' or 'test', got {part!r}")
+            raise UserError(f"split part must be 'train' or 'test', got {part!r}")
         return self.train if part == "train" else self.test
 
 
-def _check_fold(fold: int) -> None:
-    if fold not in (1, 2, 3):
-        raise ValueError(f"fold must be 1..3, got {fold}")
+FOLDS = (1, 2, 3)  # the published splits of UCF-101 and HMDB-51
+
+
+def check_fold(fold: int, name: str = "fold") -> None:
+    if fold not in FOLDS:
+        raise UserError(f"{name} must be 1..3, got {fold}")
 
 
 def _lines(path: Path) -> list[str]:
@@ -54,13 +58,13 @@ def ucf101_split(root: str | Path, fold: int = 1) -> Split:
     The label comes from the class folder of each path, so ``HandstandPushups/v_HandStandPushups_g01_c01.avi``
     (the published case mismatch) is class ``HandstandPushups``.
     """
-    _check_fold(fold)
+    check_fold(fold)
     root = Path(root)
     classes: list[str] = []
     for line in _lines(root / "classInd.txt"):
         index, name = line.split()
         if int(index) != len(classes) + 1:
-            raise ValueError(f"{root / 'classInd.txt'}: class indices must run 1, 2, ...; got {index}")
+            raise UserError(f"{root / 'classInd.txt'}: class indices must run 1, 2, ...; got {index}")
         classes.append(name)
     lookup = {c.lower(): i for i, c in enumerate(classes)}
     split = Split(f"ucf101/{fold}", classes)
@@ -70,10 +74,10 @@ def ucf101_split(root: str | Path, fold: int = 1) -> Split:
             vid = _video_id(fields[0])
             folder = vid.split("/")[0].lower()
             if folder not in lookup:
-                raise ValueError(f"{root / fname}: class folder of {fields[0]!r} is not in classInd.txt")
+                raise UserError(f"{root / fname}: class folder of {fields[0]!r} is not in classInd.txt")
             label = lookup[folder]
             if len(fields) > 1 and int(fields[1]) != label + 1:
-                raise ValueError(f"{root / fname}: {fields[0]} has label {fields[1]} but its folder is "
+                raise UserError(f"{root / fname}: {fields[0]} has label {fields[1]} but its folder is "
                                  f"class {label + 1}")
             split.samples(part).append(Sample(vid, label))
     return split
@@ -81,17 +85,17 @@ def ucf101_split(root: str | Path, fold: int = 1) -> Split:
 
 def hmdb51_split(root: str | Path, fold: int = 1) -> Split:
     """HMDB-51 from the ``<class>_test_split{fold}.txt`` files in ``root`` (1 = train, 2 = test, 0 = unused)."""
-    _check_fold(fold)
+    check_fold(fold)
     files = sorted(Path(root).glob(f"*_test_split{fold}.txt"))
     if not files:
-        raise ValueError(f"{root}: no HMDB-51 files *_test_split{fold}.txt")
+        raise UserError(f"{root}: no HMDB-51 files *_test_split{fold}.txt")
     classes = [f.name[: -len(f"_test_split{fold}.txt")] for f in files]
     split = Split(f"hmdb51/{fold}", classes)
     for label, (cls, path) in enumerate(zip(classes, files)):
         for line in _lines(path):
             name, tag = line.split()
             if tag not in ("0", "1", "2"):
-                raise ValueError(f"{path}: tag must be 0, 1 or 2, got {tag!r} for {name}")
+                raise UserError(f"{path}: tag must be 0, 1 or 2, got {tag!r} for {name}")
             if tag != "0":
                 split.samples("train" if tag == "1" else "test").append(Sample(f"{cls}/{_video_id(name)}", label))
     return split
@@ -107,10 +111,10 @@ def folder_split(root: str | Path, test_fraction: float = 0.3) -> Split:
     each video goes to test with probability ``test_fraction`` by a hash of its id (deterministic)."""
     root = Path(root)
     if not 0 <= test_fraction < 1:
-        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+        raise UserError(f"test_fraction must be in [0, 1), got {test_fraction}")
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
-        raise ValueError(f"{root}: no class folders")
+        raise UserError(f"{root}: no class folders")
     split = Split(f"folder:{root.name}", classes)
     for label, cls in enumerate(classes):
         for p in sorted((root / cls).rglob("*")):
@@ -129,7 +133,7 @@ def csv_split(path: str | Path, test_fraction: float = 0.3) -> Split:
         rows = rows[1:]
     for n, r in enumerate(rows, 1):
         if len(r) not in (2, 3) or (len(r) == 3 and r[2].strip() not in ("train", "test", "")):
-            raise ValueError(f"{path}: row {n} must be path,label[,train|test], got {r}")
+            raise UserError(f"{path}: row {n} must be path,label[,train|test], got {r}")
     classes = sorted({r[1].strip() for r in rows})
     split = Split(f"csv:{path.name}", classes)
     index = {c: i for i, c in enumerate(classes)}
@@ -141,6 +145,7 @@ def csv_split(path: str | Path, test_fraction: float = 0.3) -> Split:
 
 
 KINDS = ("ucf101", "hmdb51", "folder", "csv")
+FOLDED_KINDS = ("ucf101", "hmdb51")  # the kinds with published folds 1..3
 
 
 def load_split(kind: str, path: str | Path, fold: int = 1) -> Split:
@@ -154,16 +159,16 @@ def load_split(kind: str, path: str | Path, fold: int = 1) -> Split:
         return folder_split(path)
     if kind == "csv":
         return csv_split(path)
-    raise ValueError(f"split kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    raise UserError(f"split kind must be one of {', '.join(KINDS)}, got {kind!r}")
 
 
 def available_folds(kind: str, path: str | Path) -> list[int]:
     """The folds whose files are present (UCF-101, HMDB-51); [1] for the other kinds."""
     path = Path(path)
     if kind == "ucf101":
-        return [f for f in (1, 2, 3) if (path / f"trainlist0{f}.txt").exists()]
+        return [f for f in FOLDS if (path / f"trainlist0{f}.txt").exists()]
     if kind == "hmdb51":
-        return [f for f in (1, 2, 3) if any(path.glob(f"*_test_split{f}.txt"))]
+        return [f for f in FOLDS if any(path.glob(f"*_test_split{f}.txt"))]
     return [1]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import UserError
 from .base import FlowEstimator, compute_flow, iter_flow, to_gray
 from .codec import FlowCodec
 from .dis import DISFlow
@@ -11,17 +12,18 @@ from .farneback import FarnebackFlow
 from .tvl1 import TVL1Flow
 
 METHODS: dict[str, type] = {"dis": DISFlow, "farneback": FarnebackFlow, "tvl1": TVL1Flow}
+DEFAULT_METHOD = "dis"  # DIS medium: the CPU default (the paper used Brox et al. 2004 on a GPU)
 
 
 def build_flow(method: str, **params: Any) -> FlowEstimator:
     """The estimator for ``method`` ("dis", "farneback" or "tvl1") with the given parameters."""
     if method not in METHODS:
-        raise ValueError(f"flow method must be one of {sorted(METHODS)}, got {method!r}")
+        raise UserError(f"flow method must be one of {sorted(METHODS)}, got {method!r}")
     try:
         return METHODS[method](**params)
     except TypeError as exc:  # an unknown keyword: name it with the method
-        raise ValueError(f"bad parameters for flow method {method!r}: {exc}") from exc
+        raise UserError(f"bad parameters for flow method {method!r}: {exc}") from exc
 
 
-__all__ = ["FlowEstimator", "FlowCodec", "DISFlow", "FarnebackFlow", "TVL1Flow", "METHODS",
+__all__ = ["DEFAULT_METHOD", "FlowEstimator", "FlowCodec", "DISFlow", "FarnebackFlow", "TVL1Flow", "METHODS",
            "build_flow", "compute_flow", "iter_flow", "to_gray"]

@@ -12,6 +12,8 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from ..errors import UserError
+
 
 class FlowEstimator(Protocol):
     name: str
@@ -50,7 +52,7 @@ def compute_flow(frames: np.ndarray, estimator: FlowEstimator, backward: bool = 
                  ) -> tuple[np.ndarray, np.ndarray | None]:
     """``uint8[T, H, W, 3]`` -> forward ``float32[T-1, H, W, 2]`` and backward (or None)."""
     if len(frames) < 2:
-        raise ValueError(f"flow needs at least 2 frames, got {len(frames)}")
+        raise UserError(f"flow needs at least 2 frames, got {len(frames)}")
     pairs = list(iter_flow(frames, estimator, backward))
     fwd = np.stack([f for f, _ in pairs])
     bwd = np.stack([b for _, b in pairs]) if backward else None

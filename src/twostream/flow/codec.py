@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..errors import UserError
+
 
 def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
     """``uint8[H, W]`` grey or ``uint8[H, W, 3]`` RGB -> JPEG bytes."""
@@ -26,20 +28,24 @@ def decode_jpeg(data: bytes, color: bool) -> np.ndarray:
     """JPEG bytes -> ``uint8[H, W, 3]`` RGB (``color``) or ``uint8[H, W]`` grey."""
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR if color else cv2.IMREAD_GRAYSCALE)
     if image is None:
-        raise ValueError("corrupt JPEG data")
+        raise UserError("corrupt JPEG data")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if color else image
+
+
+BOUND = 20.0  # px: the clip range of x and y before the linear map to [0, 255] (the paper gives none)
+QUALITY = 95  # JPEG quality of the flow planes
 
 
 @dataclass(frozen=True)
 class FlowCodec:
-    bound: float = 20.0
-    quality: int = 95
+    bound: float = BOUND
+    quality: int = QUALITY
 
     def __post_init__(self) -> None:
         if not self.bound > 0:
-            raise ValueError(f"codec bound must be > 0 px, got {self.bound}")
+            raise UserError(f"codec bound must be > 0 px, got {self.bound}")
         if not 1 <= self.quality <= 100:
-            raise ValueError(f"JPEG quality must be 1..100, got {self.quality}")
+            raise UserError(f"JPEG quality must be 1..100, got {self.quality}")
 
     def quantize(self, flow: np.ndarray) -> np.ndarray:
         """``float32[...]`` pixels -> ``uint8[...]``, -bound -> 0 and +bound -> 255."""

@@ -7,11 +7,14 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..errors import UserError
+
 PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
     "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
 }
+DEFAULT_PRESET = "medium"
 # parameter -> OpenCV accessor suffix (get<X> / set<X>); a preset sets them all, any can be overridden
 FIELDS = {
     "finest_scale": "FinestScale", "coarsest_scale": "CoarsestScale", "patch_size": "PatchSize",
@@ -27,12 +30,12 @@ FIELDS = {
 class DISFlow:
     name = "dis"
 
-    def __init__(self, preset: str = "medium", **overrides: Any) -> None:
+    def __init__(self, preset: str = DEFAULT_PRESET, **overrides: Any) -> None:
         if preset not in PRESETS:
-            raise ValueError(f"DIS preset must be one of {sorted(PRESETS)}, got {preset!r}")
+            raise UserError(f"DIS preset must be one of {sorted(PRESETS)}, got {preset!r}")
         unknown = sorted(set(overrides) - set(FIELDS))
         if unknown:
-            raise ValueError(f"unknown DIS parameters {unknown}; allowed: preset, {', '.join(FIELDS)}")
+            raise UserError(f"unknown DIS parameters {unknown}; allowed: preset, {', '.join(FIELDS)}")
         self.preset = preset
         self._dis = cv2.DISOpticalFlow_create(PRESETS[preset])
         for key, value in overrides.items():

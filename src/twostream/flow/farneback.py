@@ -7,6 +7,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..errors import UserError
+
 
 class FarnebackFlow:
     name = "farneback"
@@ -14,9 +16,9 @@ class FarnebackFlow:
     def __init__(self, pyr_scale: float = 0.5, levels: int = 3, winsize: int = 15, iterations: int = 3,
                  poly_n: int = 5, poly_sigma: float = 1.2) -> None:
         if not 0 < pyr_scale < 1:
-            raise ValueError(f"pyr_scale must be in (0, 1), got {pyr_scale}")
+            raise UserError(f"pyr_scale must be in (0, 1), got {pyr_scale}")
         if poly_n not in (5, 7):
-            raise ValueError(f"poly_n must be 5 or 7, got {poly_n}")
+            raise UserError(f"poly_n must be 5 or 7, got {poly_n}")
         self.pyr_scale, self.levels, self.winsize = float(pyr_scale), int(levels), int(winsize)
         self.iterations, self.poly_n, self.poly_sigma = int(iterations), int(poly_n), float(poly_sigma)
 

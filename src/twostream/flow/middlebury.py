@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UserError
+
 FLO_TAG = 202021.25
 UNKNOWN = 1e9  # ground-truth values above this mark pixels with unknown flow
 
@@ -15,11 +17,11 @@ def read_flo(path: str | Path) -> np.ndarray:
     int32 height, then u, v interleaved row by row, little-endian."""
     data = Path(path).read_bytes()
     if len(data) < 12 or np.frombuffer(data, "<f4", 1)[0] != np.float32(FLO_TAG):
-        raise ValueError(f"{path}: not a Middlebury .flo file (bad tag)")
+        raise UserError(f"{path}: not a Middlebury .flo file (bad tag)")
     width, height = (int(v) for v in np.frombuffer(data, "<i4", 2, offset=4))
     expected = 12 + 8 * width * height
     if width <= 0 or height <= 0 or len(data) != expected:
-        raise ValueError(f"{path}: size {len(data)} B does not match {width}x{height} flow ({expected} B)")
+        raise UserError(f"{path}: size {len(data)} B does not match {width}x{height} flow ({expected} B)")
     return np.frombuffer(data, "<f4", offset=12).reshape(height, width, 2).copy()
 
 
@@ -33,8 +35,8 @@ def write_flo(path: str | Path, flow: np.ndarray) -> None:
 def endpoint_error(flow: np.ndarray, truth: np.ndarray) -> float:
     """Mean end-point error (px) over the pixels whose ground truth is known."""
     if flow.shape != truth.shape:
-        raise ValueError(f"flow {flow.shape} and ground truth {truth.shape} differ in shape")
+        raise UserError(f"flow {flow.shape} and ground truth {truth.shape} differ in shape")
     known = np.all(np.abs(truth) < UNKNOWN, axis=-1)
     if not known.any():
-        raise ValueError("ground truth has no known pixel")
+        raise UserError("ground truth has no known pixel")
     return float(np.linalg.norm(flow[known] - truth[known], axis=-1).mean())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..errors import UserError
 from .backbones import TORCHVISION_ARCHS, TorchvisionResNet, adapt_input_conv, load_pretrained
 from .cnn_m import CNNM2048, init_weights
 from .heads import TaskHeads
@@ -15,17 +16,30 @@ from .heads import TaskHeads
 ARCHS = ("cnn_m_2048",) + TORCHVISION_ARCHS
 
 
-def build_model(arch: str, num_classes: dict[str, int], in_channels: int, image_size: int = 224,
-                dropout: float = 0.5, temporal: bool = False) -> nn.Module:
-    """A freshly initialised model. ``temporal`` drops CNN-M's second LRN, as the paper's temporal net."""
+TRAIN_LAYERS = ("all", "last")  # fine-tune everything, or the classifier only (the paper's two)
+
+
+def build_model(arch: str, num_classes: dict[str, int], in_channels: int, image_size: int = 224, *,
+                dropout: float, temporal: bool = False) -> nn.Module:
+    """A freshly initialised model. ``temporal`` drops CNN-M's second LRN, as the paper's temporal net.
+    ``dropout`` has no default here: the config owns it (``model.dropout``)."""
     if arch == "cnn_m_2048":
         model = CNNM2048(num_classes, in_channels, image_size, lrn2=not temporal, dropout=dropout)
         init_weights(model)
         return model
     if arch in TORCHVISION_ARCHS:
-        return TorchvisionResNet(arch, num_classes, in_channels, dropout)
-    raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+        return TorchvisionResNet(arch, num_classes, in_channels, dropout=dropout)
+    raise UserError(f"arch must be one of {ARCHS}, got {arch!r}")
 
 
-__all__ = ["ARCHS", "CNNM2048", "TaskHeads", "TorchvisionResNet", "adapt_input_conv", "build_model",
+def set_trainable(model: nn.Module, train_layers: str) -> None:
+    """``all``: every parameter trains; ``last``: only the classifier heads (the rest frozen)."""
+    if train_layers not in TRAIN_LAYERS:
+        raise UserError(f"train_layers must be one of {', '.join(TRAIN_LAYERS)}, got {train_layers!r}")
+    trainable = {id(p) for p in (model.classifier_parameters() if train_layers == "last" else model.parameters())}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in trainable)
+
+
+__all__ = ["ARCHS", "TRAIN_LAYERS", "set_trainable", "CNNM2048", "TaskHeads", "TorchvisionResNet", "adapt_input_conv", "build_model",
            "init_weights", "load_pretrained"]

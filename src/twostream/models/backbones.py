@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .heads import TaskHeads, TaskModel
+from ..errors import UserError
+from .heads import TaskHeads, TaskModel, dropout_layer
 
 TORCHVISION_ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101")
 
@@ -28,7 +29,7 @@ def adapt_input_conv(weight: Tensor, in_channels: int) -> Tensor:
     """Cross-modality initialisation: RGB conv1 weights ``Tensor[O, 3, k, k]`` -> ``Tensor[O, C, k, k]``,
     the mean over the RGB channels replicated over the C input channels (2L for a flow stack)."""
     if weight.ndim != 4:
-        raise ValueError(f"expected conv weights [O, I, k, k], got shape {list(weight.shape)}")
+        raise UserError(f"expected conv weights [O, I, k, k], got shape {list(weight.shape)}")
     if weight.shape[1] == in_channels:
         return weight.clone()
     return weight.mean(dim=1, keepdim=True).repeat(1, in_channels, 1, 1)
@@ -40,17 +41,18 @@ class TorchvisionResNet(TaskModel):
     Submodules keep torchvision's names (conv1, bn1, layer1..4) so its state dicts load directly.
     """
 
-    def __init__(self, arch: str, num_classes: dict[str, int], in_channels: int = 3, dropout: float = 0.0) -> None:
+    def __init__(self, arch: str, num_classes: dict[str, int], in_channels: int = 3, *,
+                 dropout: float) -> None:
         super().__init__()
         if arch not in TORCHVISION_ARCHS:
-            raise ValueError(f"arch must be one of {TORCHVISION_ARCHS}, got {arch!r}")
+            raise UserError(f"arch must be one of {TORCHVISION_ARCHS}, got {arch!r}")
         net = getattr(_torchvision().models, arch)(weights=None)
         self.arch, self.in_channels = arch, in_channels
         self.conv1 = net.conv1 if in_channels == 3 else nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
         self.bn1, self.relu, self.maxpool = net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         self.num_features = net.fc.in_features
-        self.pre_logits = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout))
+        self.pre_logits = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), dropout_layer(dropout))
         self.head = TaskHeads(self.num_features, num_classes)
 
     def forward_features(self, x: Tensor) -> Tensor:
@@ -75,7 +77,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     checkpoint (a dict with a ``model`` entry) gives its model weights."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} not found")
+        raise UserError(f"weights file {path} not found")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -86,7 +88,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError(f"{path}: not a state dict of tensors")
+        raise UserError(f"{path}: not a state dict of tensors")
     return state
 
 
@@ -100,11 +102,11 @@ def load_pretrained(model: nn.Module, source: str | Path, arch: str | None = Non
     """
     if str(source) == "imagenet":
         if arch not in TORCHVISION_ARCHS:
-            raise ValueError(f"'imagenet' weights are looked up for torchvision archs {TORCHVISION_ARCHS}; "
+            raise UserError(f"'imagenet' weights are looked up for torchvision archs {TORCHVISION_ARCHS}; "
                              f"for {arch!r} give the path of a weights file")
         path = torchvision_cache_file(arch)
         if not path.is_file():
-            raise FileNotFoundError(f"ImageNet weights for {arch} not found at {path} (nothing is downloaded: "
+            raise UserError(f"ImageNet weights for {arch} not found at {path} (nothing is downloaded: "
                                     "copy the file there, or set model.pretrained to its path)")
         source = path
     state = read_state_dict(source)
@@ -124,5 +126,5 @@ def load_pretrained(model: nn.Module, source: str | Path, arch: str | None = Non
             report["skipped"].append(name)
     report["missing"] = [n for n in own if n not in state]
     if not report["loaded"]:
-        raise ValueError(f"{source}: no tensor matches the model (is it weights for another architecture?)")
+        raise UserError(f"{source}: no tensor matches the model (is it weights for another architecture?)")
     return report

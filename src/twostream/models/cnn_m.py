@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .heads import TaskHeads, TaskModel
+from ..errors import UserError
+from .heads import TaskHeads, TaskModel, dropout_layer
 from .lrn import FastLRN
 
 # Caffe CNN-M's LRN: size 5, alpha 5e-4, beta 0.75, k 2.
@@ -39,10 +40,8 @@ class CNNM2048(TaskModel):
     """
 
     def __init__(self, num_classes: dict[str, int], in_channels: int = 3, image_size: int = 224,
-                 lrn2: bool = True, dropout: float = 0.5) -> None:
+                 lrn2: bool = True, *, dropout: float) -> None:
         super().__init__()
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.in_channels, self.image_size = in_channels, image_size
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 96, 7, stride=2), nn.ReLU(inplace=True), FastLRN(96, **LRN_ARGS),
@@ -55,11 +54,11 @@ class CNNM2048(TaskModel):
         )
         side = _pool_out(_conv_out(_pool_out(_conv_out(_pool_out(_conv_out(image_size, 7, 2, 0)), 5, 2, 1)), 3, 1, 1))
         if side < 1:
-            raise ValueError(f"image_size {image_size} is too small for CNN-M")
+            raise UserError(f"image_size {image_size} is too small for CNN-M")
         self.feature_size = side
         self.pre_logits = nn.Sequential(
-            nn.Flatten(), nn.Linear(512 * side * side, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(4096, 2048), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Flatten(), nn.Linear(512 * side * side, 4096), nn.ReLU(inplace=True), dropout_layer(dropout),
+            nn.Linear(4096, 2048), nn.ReLU(inplace=True), dropout_layer(dropout),
         )
         self.head = TaskHeads(2048, num_classes)
         self.num_features = 2048
@@ -69,7 +68,7 @@ class CNNM2048(TaskModel):
     def forward_features(self, x: Tensor) -> Tensor:
         """``Tensor[B, C, S, S]`` -> conv5 maps ``Tensor[B, 512, s, s]`` (s = 6 at S = 224)."""
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
-            raise ValueError(f"CNN-M was built for {self.image_size}x{self.image_size} inputs, got "
+            raise UserError(f"CNN-M was built for {self.image_size}x{self.image_size} inputs, got "
                              f"{x.shape[-1]}x{x.shape[-2]}")
         x = x.contiguous(memory_format=torch.channels_last)
         if torch.is_grad_enabled() or len(x) <= STEM_CHUNK:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import UserError
+
 CHUNK = 2**18  # elements per chunk (1 MB of float32): the chunk's temporaries stay in cache
 
 
@@ -71,7 +73,7 @@ class FastLRN(nn.Module):
     def __init__(self, channels: int, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
         super().__init__()
         if size < 1 or channels < 1:
-            raise ValueError(f"size and channels must be >= 1, got {size} and {channels}")
+            raise UserError(f"size and channels must be >= 1, got {size} and {channels}")
         self.channels, self.size, self.alpha, self.beta, self.k = channels, size, alpha, beta, k
         c = torch.arange(channels)
         offset = c[None, :] - c[:, None]  # input channel minus output channel
@@ -83,7 +85,7 @@ class FastLRN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.channels:
-            raise ValueError(f"FastLRN({self.channels}) takes [B, {self.channels}, H, W], got {list(x.shape)}")
+            raise UserError(f"FastLRN({self.channels}) takes [B, {self.channels}, H, W], got {list(x.shape)}")
         channels_last = x.is_contiguous(memory_format=torch.channels_last)
         b, c, h, w = x.shape
         rows = x.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(-1, c)

@@ -1,0 +1,118 @@
+"""What a stream's input is, and how one position of a cached video becomes it.
+
+``InputOptions`` is the one description of both streams' inputs (the config's ``input:`` section and what
+the datasets take). A reader turns one position of a ``CachedVideo`` into a full-size ``float32[C, H, W]``:
+``RGBFrames`` (C = 3) for the spatial stream, ``FlowStacks`` (C = 2L) for the temporal one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..cache import CachedVideo
+from ..errors import UserError
+from . import sampling
+from .transforms import flow_sign, flow_to_input, rgb_to_input, trajectory_resample
+
+STREAMS = ("spatial", "temporal")
+STACKINGS = ("flow", "trajectory")  # same pixel in every field, or follow the motion (the paper's two)
+
+
+def input_channels(stream: str, length: int) -> int:
+    """3 for an RGB frame, 2L for a stack of L flow fields (x and y each)."""
+    if stream not in STREAMS:
+        raise UserError(f"stream must be one of {', '.join(STREAMS)}, got {stream!r}")
+    return 3 if stream == "spatial" else 2 * length
+
+
+@dataclass
+class InputOptions:
+    """Both streams' inputs. Field names are the config keys (``input.<name>``)."""
+
+    stream: str = field(default="spatial", metadata={"choices": STREAMS})
+    crop: int = 224  # training and test crops are crop x crop
+    jitter: float = 0.1  # RGB PCA-lighting noise std (spatial, training only)
+    length: int = 10  # L flow fields per stack (temporal)
+    stacking: str = field(default="flow", metadata={"choices": STACKINGS})
+    bidirectional: bool = False  # L/2 forward + L/2 backward fields (needs extract --bidirectional)
+    mean_subtraction: bool = True  # each field minus its mean vector (camera-motion compensation)
+    test_positions: int = 25  # frames/stacks per video at test time (each x 10 crops)
+
+    def __post_init__(self) -> None:
+        if self.stream not in STREAMS:
+            raise UserError(f"stream: must be one of {', '.join(STREAMS)}; got {self.stream!r}")
+        if self.stacking not in STACKINGS:
+            raise UserError(f"stacking: must be one of {', '.join(STACKINGS)}; got {self.stacking!r}")
+        for name in ("crop", "length", "test_positions"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.jitter < 0:
+            raise UserError(f"jitter: must be >= 0, got {self.jitter}")
+        if self.bidirectional:
+            sampling.check_bidirectional_length(self.length, "length")
+            if self.stacking == "trajectory":
+                # a trajectory is followed through consecutive forward fields; through the backward half
+                # of a bi-directional stack it would run the wrong way in time
+                raise UserError("stacking: trajectory stacking works on forward flow only, not with bidirectional")
+
+    @property
+    def channels(self) -> int:
+        return input_channels(self.stream, self.length)
+
+
+class RGBFrames:
+    """Spatial stream: one RGB frame per position, normalised; PCA lighting noise in training."""
+
+    sign = None  # a horizontal flip is a plain mirror
+
+    def __init__(self, options: InputOptions) -> None:
+        self.channels, self.jitter = 3, options.jitter
+
+    def check(self, video_id: str, manifest: dict) -> None:
+        """Every unit has at least one frame: nothing to refuse."""
+
+    def num_positions(self, video: CachedVideo) -> int:
+        return video.num_frames
+
+    def load(self, video: CachedVideo, position: int, rng: np.random.Generator | None) -> np.ndarray:
+        """Frame ``position`` as ``float32[3, H, W]``; ``rng`` is given in training only (jitter)."""
+        return rgb_to_input(video.frame(position), self.jitter if rng is not None else 0.0, rng)
+
+
+class FlowStacks:
+    """Temporal stream: L flow fields per position, stacked as channels x_0, y_0, x_1, y_1, ..."""
+
+    def __init__(self, options: InputOptions) -> None:
+        self.options, self.channels = options, options.channels
+        self.sign = flow_sign(options.length)  # a horizontal flip negates every x channel
+
+    def check(self, video_id: str, manifest: dict) -> None:
+        """Refuse, naming the video, a unit this stream cannot read."""
+        if manifest["num_frames"] < 2:
+            raise UserError(f"{video_id}: {manifest['num_frames']} frame(s), flow needs 2")
+        if self.options.bidirectional and not manifest.get("bidirectional"):
+            raise UserError(f"{video_id}: bi-directional stacks need backward flow; extract with --bidirectional")
+
+    def num_positions(self, video: CachedVideo) -> int:
+        return sampling.num_positions(video.num_flows, self.options.length)
+
+    def fields(self, video: CachedVideo, position: int) -> np.ndarray:
+        """The stack's flow fields ``float32[L, H, W, 2]`` in channel order."""
+        o = self.options
+        if o.bidirectional:
+            fwd, bwd = sampling.bidirectional_indices(position, o.length, video.num_flows)
+            fields = [video.flow(int(t)) for t in fwd] + [video.back_flow(int(t)) for t in bwd]
+        else:
+            fields = [video.flow(int(t)) for t in sampling.stack_indices(position, o.length, video.num_flows)]
+        stack = np.stack(fields)
+        return trajectory_resample(stack) if o.stacking == "trajectory" else stack
+
+    def load(self, video: CachedVideo, position: int, rng: np.random.Generator | None) -> np.ndarray:
+        """The stack at ``position`` as ``float32[2L, H, W]`` in pixels."""
+        return flow_to_input(self.fields(video, position), self.options.mean_subtraction)
+
+
+def make_reader(options: InputOptions) -> RGBFrames | FlowStacks:
+    return RGBFrames(options) if options.stream == "spatial" else FlowStacks(options)
