@@ -47,36 +47,45 @@ def test_multitask_loss_is_the_sum_of_each_tasks_mean():
     assert torch.equal(net.head.heads["b"].weight.grad, torch.zeros(2, 5))
 
 
-def _step(micro_batches, accumulate):
+TASKS = torch.tensor([0, 0, 0, 1, 0, 1, 1, 1])  # micro-batches of 4 hold 3:1 and 1:3 rows of the two tasks
+
+
+def _unbalanced_batch(seed=1):
+    b = _batch(8, seed)
+    b["task"] = TASKS.clone()
+    b["label"] = torch.where(TASKS == 0, b["label"] % 3, b["label"] % 2)
+    return b
+
+
+def _step_grads(batch, micro, world_size=1):
+    """The gradient a step applies (SGD with lr 1, no momentum: the weight change), and its stats."""
     torch.manual_seed(0)
     net = TinyNet()
-    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    before = [p.detach().clone() for p in net.parameters()]
+    opt = torch.optim.SGD(net.parameters(), lr=1.0)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
-    stats = train_step(AllHeads(net), iter(micro_batches), accumulate, opt, scaler, torch.device("cpu"))
-    return net, stats
+    chunks = [{k: v[i:i + micro] for k, v in batch.items()} for i in range(0, 8, micro)]
+    counts = torch.bincount(batch["task"], minlength=2)
+    stats = train_step(AllHeads(net), iter(chunks), len(chunks), counts, opt, scaler, torch.device("cpu"),
+                       world_size=world_size)
+    return [b - p.detach() for b, p in zip(before, net.parameters())], stats
 
 
-def test_a_step_over_micro_batches_is_the_step_over_their_mean():
-    full = _batch(8, 1)
-    halves = [{k: v[:4] for k, v in full.items()}, {k: v[4:] for k, v in full.items()}]
-    net1, s1 = _step([full], 1)
-    net2, s2 = _step(halves, 2)
-    # the gradient is the mean of the micro-batches' gradients: with one task per micro-batch mix this is
-    # what the step promises (each micro-batch's loss / accumulate)
+def test_the_step_is_the_paper_loss_of_the_whole_batch_for_any_micro_batch():
+    batch = _unbalanced_batch()
     torch.manual_seed(0)
     ref = TinyNet()
-    losses = [multitask_loss(AllHeads(ref)(h["input"]), h["label"], h["task"])[0] for h in halves]
-    (sum(losses) / 2).backward()
-    with torch.no_grad():
-        for p in ref.parameters():
-            p -= 0.5 * p.grad
-    for p, q in zip(net2.parameters(), ref.parameters()):
-        assert torch.allclose(p, q, atol=1e-6)
-    assert s2.seen == s1.seen == 8
-    assert float(s2.loss_sum) == pytest.approx(float(sum(loss.detach() * 4 for loss in losses)), rel=1e-6)
-    # the weights moved, and only the optimizer's step moved them: gradients are cleared after it
-    assert not torch.equal(net1.body.weight, TinyNet().body.weight)
-    assert all(p.grad is None for p in net1.parameters())
+    loss, _ = multitask_loss(AllHeads(ref)(batch["input"]), batch["label"], batch["task"])
+    loss.backward()  # the paper's loss of the whole batch: each task's mean over its rows, summed
+    for micro in (8, 4, 1):
+        grads, stats = _step_grads(batch, micro)
+        for g, p in zip(grads, ref.parameters()):
+            assert torch.allclose(g, p.grad, atol=1e-6), micro
+        assert float(stats.loss) == pytest.approx(float(loss.detach()), abs=1e-6) and stats.seen == 8
+    # per-micro-batch task means would give another loss: the split matters unless the counts are global
+    halves = [multitask_loss(AllHeads(ref)(batch["input"][i:i + 4]), batch["label"][i:i + 4],
+                             batch["task"][i:i + 4])[0] for i in (0, 4)]
+    assert abs(float(sum(halves) / 2) - float(loss)) > 1e-3
 
 
 def test_a_step_draws_exactly_its_micro_batches():
@@ -84,5 +93,6 @@ def test_a_step_draws_exactly_its_micro_batches():
     net = TinyNet()
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
-    train_step(AllHeads(net), batches, 3, opt, scaler, torch.device("cpu"))
+    train_step(AllHeads(net), batches, 3, torch.tensor([6, 6]), opt, scaler, torch.device("cpu"))
     assert len(list(batches)) == 2  # three drawn, two left for the next step
+    assert all(p.grad is None for p in net.parameters())  # cleared after the optimizer's step

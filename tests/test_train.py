@@ -79,8 +79,14 @@ def test_multitask_heads_and_last_layer_only(synth_cache, tmp_path, tiny_config)
     assert not torch.equal(w["head.heads.a.weight"], fresh.state_dict()["head.heads.a.weight"])
 
 
-def test_ddp_two_processes_on_cpu(synth_cache, tmp_path, tiny_config):
-    cfg = tiny_config("temporal", ["optim.iterations=3", "run.val_every=3", "run.val_videos=4"])
+def test_ddp_two_processes_on_cpu_step_like_one_process(synth_cache, tmp_path, tiny_config):
+    # two tasks with unequal weights: the paper's loss (each task's mean over the whole batch) needs the
+    # task counts over both processes; SGD with lr 1 and no momentum makes the weight change the gradient
+    two_tasks = (f"tasks=[{{name: a, splits: {synth_cache['videos']}, cache: {synth_cache['cache']}}}, "
+                 f"{{name: b, splits: {synth_cache['videos']}, cache: {synth_cache['cache']}, weight: 0.5}}]")
+    one_step = [two_tasks, "optim.iterations=1", "optim.lr=1.0", "optim.momentum=0.0", "optim.weight_decay=0.0",
+                "run.val_every=1", "run.val_videos=4"]
+    cfg = tiny_config("temporal", one_step)
     save_config(cfg, tmp_path / "cfg.yaml")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -88,13 +94,19 @@ def test_ddp_two_processes_on_cpu(synth_cache, tmp_path, tiny_config):
     env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1")
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
                            "--master_addr=127.0.0.1", f"--master_port={port}", "-m", "twostream.cli",
-                           "train", str(tmp_path / "cfg.yaml"), "--run-dir", str(tmp_path / "run"), "--quiet"],
+                           "train", str(tmp_path / "cfg.yaml"), "--run-dir", str(tmp_path / "ddp"), "--quiet"],
                           capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    metrics = _metrics(tmp_path / "run")
-    assert [m["iteration"] for m in metrics] == [1, 2, 3]  # rank 0 logs, once per step
-    assert "val_accuracy/synth" in metrics[-1]
-    assert load_checkpoint(RunDir(tmp_path / "run").checkpoint)["iteration"] == 3
+    metrics = _metrics(tmp_path / "ddp")
+    assert [m["iteration"] for m in metrics] == [1]  # rank 0 logs, once per step
+    assert "val_accuracy/a" in metrics[-1] and "val_accuracy/b" in metrics[-1]
+    # one process, micro-batches of 1: the same step
+    train(tiny_config("temporal", one_step + ["optim.micro_batch=1"]), tmp_path / "one", progress=False)
+    ddp, one = (load_checkpoint(RunDir(tmp_path / r).checkpoint) for r in ("ddp", "one"))
+    assert ddp["iteration"] == one["iteration"] == 1
+    for k in one["model"]:  # same seed, same initial weights: equal weights after the step, equal gradients
+        assert torch.allclose(ddp["model"][k], one["model"][k], atol=1e-6, rtol=1e-5), k
+    assert _metrics(tmp_path / "one")[0]["loss"] == pytest.approx(metrics[0]["loss"], rel=1e-5)
 
 
 def test_gradient_accumulation_equals_the_full_batch(synth_cache, tmp_path, tiny_config):

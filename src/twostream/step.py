@@ -24,16 +24,23 @@ class AllHeads(nn.Module):
         return self.model.forward_tasks(x)
 
 
-def multitask_loss(logits: dict[str, torch.Tensor], labels: torch.Tensor, task_ids: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sum over tasks of the mean cross-entropy of each task's own rows (the paper's multi-task loss),
-    and the number of correct top-1 predictions (a tensor: reading it would wait for the GPU).
-    ``task_ids[i]`` is the position of row i's task in ``logits``."""
+def multitask_loss(logits: dict[str, torch.Tensor], labels: torch.Tensor, task_ids: torch.Tensor,
+                   counts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The paper's multi-task loss: the sum over tasks of each task's mean cross-entropy over the batch,
+    ``sum_t (1 / N_t) sum_{i in t} CE_i``, and the number of correct top-1 predictions (a tensor: reading
+    it would wait for the GPU). ``task_ids[i]`` is the position of row i's task in ``logits``.
+
+    ``counts[t]`` is N_t over the whole batch (all micro-batches, all processes), so that the losses of
+    the micro-batches of a batch add up to the batch's loss, whatever the split; by default the rows
+    given are the whole batch."""
+    if counts is None:
+        counts = torch.bincount(task_ids, minlength=len(logits))
     loss, correct = labels.new_zeros((), dtype=torch.float32), labels.new_zeros(())
     for t, out in enumerate(logits.values()):
         rows = task_ids == t
         if rows.any():
-            loss = loss + F.cross_entropy(out[rows].float(), labels[rows])
+            ce = F.cross_entropy(out[rows].float(), labels[rows], reduction="sum")
+            loss = loss + ce / counts[t].clamp(min=1)
             correct = correct + (out[rows].argmax(1) == labels[rows]).sum()
         else:
             loss = loss + 0.0 * out.sum()  # keeps the unused head in the graph (DDP)
@@ -42,21 +49,25 @@ def multitask_loss(logits: dict[str, torch.Tensor], labels: torch.Tensor, task_i
 
 @dataclass
 class StepStats:
-    """What a step saw; ``loss_sum`` and ``correct`` stay on the device until read."""
+    """What a step saw; ``loss`` and ``correct`` stay on the device until read."""
 
-    loss_sum: torch.Tensor  # sum over micro-batches of (micro-batch loss x its rows)
+    loss: torch.Tensor  # this process's share of the batch loss (the shares of all processes add up to it)
     correct: torch.Tensor
     seen: int
 
 
-def train_step(net: nn.Module, batches: Iterator[dict], accumulate: int, optimizer: torch.optim.Optimizer,
-               scaler: torch.amp.GradScaler, device: torch.device, amp: bool = False) -> StepStats:
+def train_step(net: nn.Module, batches: Iterator[dict], accumulate: int, task_counts: torch.Tensor,
+               optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, device: torch.device,
+               amp: bool = False, world_size: int = 1) -> StepStats:
     """One optimizer step over the next ``accumulate`` micro-batches of ``batches`` (dicts with ``input``
-    ``Tensor[b, C, S, S]``, ``label`` and ``task``), drawn one at a time so only one is in memory. Each
-    micro-batch's loss is divided by ``accumulate``: the gradient is the mean over micro-batches. Under
-    DDP (``net`` has ``no_sync``) gradients are all-reduced once, after the last micro-batch.
-    ``amp``: float16 autocast (CUDA)."""
+    ``Tensor[b, C, S, S]``, ``label`` and ``task``), drawn one at a time so only one is in memory.
+    ``task_counts`` ``Tensor[T]``: the rows of each task in the whole batch, over all ``world_size``
+    processes. The gradient is that of the paper's multi-task loss of the whole batch, whatever the
+    micro-batch size and the number of processes: each micro-batch adds its share of the loss, and under
+    DDP (``net`` has ``no_sync``; it averages gradients over processes, all-reduced once, after the last
+    micro-batch) the shares are scaled by ``world_size``. ``amp``: float16 autocast (CUDA)."""
     ddp = hasattr(net, "no_sync")
+    counts = task_counts.to(device)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
     seen = 0
@@ -67,9 +78,9 @@ def train_step(net: nn.Module, batches: Iterator[dict], accumulate: int, optimiz
         sync = not ddp or i == accumulate - 1
         with (nullcontext() if sync else net.no_sync()), \
                 torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-            loss, right = multitask_loss(net(x), y, task)
-            scaler.scale(loss / accumulate).backward()
-        loss_sum = loss_sum + loss.detach() * len(y)
+            loss, right = multitask_loss(net(x), y, task, counts)
+            scaler.scale(loss * world_size).backward()
+        loss_sum = loss_sum + loss.detach()
         correct = correct + right
         seen += len(y)
     scaler.step(optimizer)

@@ -68,6 +68,10 @@ def validate(model: nn.Module, datasets: list, names: list[str], device: torch.d
     return out
 
 
+def _new_window(device: torch.device) -> dict:
+    return {"loss": torch.zeros((), device=device), "correct": 0, "seen": 0, "steps": 0, "start": time.perf_counter()}
+
+
 def _trim_metrics(path: Path, iteration: int) -> None:
     """On resume, drop the lines a stopped run logged after its last checkpoint (they are redone)."""
     if path.exists():
@@ -152,24 +156,30 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                dynamic_ncols=True, unit="it")
     last: dict = {}
     # running sums stay on the device; they are read (a GPU sync) only when a line is logged
-    window = {"loss": torch.zeros((), device=device), "correct": 0, "seen": 0, "start": time.perf_counter()}
+    window = _new_window(device)
     try:
         while iteration < o.iterations:
-            stats = train_step(net, batches, accumulate, optimizer, scaler, device, use_amp)
-            window["loss"] = window["loss"] + stats.loss_sum
+            # the rows of each task in this batch, over all processes: the loss is each task's mean over it
+            counts = torch.from_numpy(sampler.task_counts(iteration * o.batch_size, o.batch_size))
+            stats = train_step(net, batches, accumulate, counts, optimizer, scaler, device, use_amp, world)
+            window["loss"] = window["loss"] + stats.loss
             window["correct"] = window["correct"] + stats.correct
             window["seen"] += stats.seen
+            window["steps"] += 1
             scheduler.step()
             iteration += 1
             bar.update()
 
             if iteration % cfg.run.log_every == 0 or iteration == o.iterations:
                 seconds = time.perf_counter() - window["start"]
-                last = {"iteration": iteration, "loss": float(window["loss"]) / window["seen"],
-                        "accuracy": int(window["correct"]) / window["seen"], "lr": scheduler.get_last_lr()[0],
+                loss, correct = window["loss"], torch.as_tensor(window["correct"], device=device)
+                if world > 1:  # every process holds its share of each batch's loss and accuracy
+                    dist.all_reduce(loss)
+                    dist.all_reduce(correct)
+                last = {"iteration": iteration, "loss": float(loss) / window["steps"],
+                        "accuracy": int(correct) / (window["seen"] * world), "lr": scheduler.get_last_lr()[0],
                         "samples_per_s": window["seen"] * world / seconds}
-                window = {"loss": torch.zeros((), device=device), "correct": 0, "seen": 0,
-                          "start": time.perf_counter()}
+                window = _new_window(device)
                 if val_sets and (iteration % cfg.run.val_every == 0 or iteration == o.iterations):
                     last |= validate(model, val_sets, [t.name for t in cfg.tasks], device, micro, cfg.run.workers)
                 bar.set_postfix(loss=f"{last['loss']:.3f}", acc=f"{last['accuracy']:.2f}", lr=f"{last['lr']:.0e}",

@@ -8,6 +8,7 @@ from twostream.data.datasets import TestClips, TrainClips, ValClips
 from twostream.data.inputs import InputOptions
 from twostream.data.sampling import ClassBalancedSampler
 from twostream.data.splits import Sample
+from twostream.data.transforms import trajectory_resample
 from twostream.errors import UserError
 from twostream.flow.codec import FlowCodec
 from twostream.record import ExtractionRecord
@@ -113,6 +114,14 @@ def test_trajectory_stacking_follows_the_first_field(tmp_path):
     assert np.allclose(flow[0], 4.0, atol=0.2) and np.allclose(traj[0], 4.0, atol=0.2)  # field 0 as is
     assert np.allclose(flow[3][:, cols], ramp[:, cols + 4, 1], atol=0.2)  # same pixel
     assert np.allclose(traj[3][:, cols], ramp[:, cols + 8, 1], atol=0.2)  # 4 px further along the motion
+    # mean subtraction takes each displacement field's own mean (the paper's), not the mean of the field
+    # resampled along the trajectories: here the two differ (the resampled ramp is shifted and clipped)
+    centred = ValClips([Sample("ramp", 0)], tmp_path, temporal(stacking="trajectory", **{**opts, "mean_subtraction": True}))
+    got = centred[0]["input"].numpy()
+    fields = np.stack([centred.video(0).flow(t) for t in (0, 1)])  # the decoded displacement fields d_0, d_1
+    d1_mean = float(fields[1, ..., 1].mean())
+    assert abs(d1_mean - float(trajectory_resample(fields)[1, ..., 1].mean())) > 0.1  # the two means differ
+    assert np.allclose(got[3], traj[3] - d1_mean, atol=1e-5)
 
 
 def test_spatial_train_and_test_items(cache):

@@ -14,7 +14,7 @@ import numpy as np
 from ..cache import CachedVideo
 from ..errors import UserError
 from . import sampling
-from .transforms import flow_sign, flow_to_input, rgb_to_input, trajectory_resample
+from .transforms import field_means, flow_sign, flow_to_input, rgb_to_input, trajectory_resample
 
 STREAMS = ("spatial", "temporal")
 STACKINGS = ("flow", "trajectory")  # same pixel in every field, or follow the motion (the paper's two)
@@ -99,19 +99,24 @@ class FlowStacks:
         return sampling.num_positions(video.num_flows, self.options.length)
 
     def fields(self, video: CachedVideo, position: int) -> np.ndarray:
-        """The stack's flow fields ``float32[L, H, W, 2]`` in channel order."""
+        """The displacement fields d_t of the stack ``float32[L, H, W, 2]`` in channel order."""
         o = self.options
         if o.bidirectional:
             fwd, bwd = sampling.bidirectional_indices(position, o.length, video.num_flows)
             fields = [video.flow(int(t)) for t in fwd] + [video.back_flow(int(t)) for t in bwd]
         else:
             fields = [video.flow(int(t)) for t in sampling.stack_indices(position, o.length, video.num_flows)]
-        stack = np.stack(fields)
-        return trajectory_resample(stack) if o.stacking == "trajectory" else stack
+        return np.stack(fields)
 
     def load(self, video: CachedVideo, position: int, rng: np.random.Generator | None) -> np.ndarray:
         """The stack at ``position`` as ``float32[2L, H, W]`` in pixels."""
-        return flow_to_input(self.fields(video, position), self.options.mean_subtraction)
+        o, fields = self.options, self.fields(video, position)
+        if o.stacking == "trajectory":
+            # the paper subtracts the mean of each displacement field d_t, not of the field resampled
+            # along the trajectories (whose mean is another one)
+            means = field_means(fields) if o.mean_subtraction else None
+            return flow_to_input(trajectory_resample(fields), o.mean_subtraction, means)
+        return flow_to_input(fields, o.mean_subtraction)
 
 
 def make_reader(options: InputOptions) -> RGBFrames | FlowStacks:

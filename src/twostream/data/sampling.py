@@ -148,7 +148,16 @@ class MultiTaskSampler(_KeyStream):
         object.__setattr__(self, "_classes", [_by_class(lab) for lab in self.labels])
         object.__setattr__(self, "_p", w / w.sum())
 
+    def _task(self, rng: np.random.Generator) -> int:
+        return int(rng.choice(len(self._p), p=self._p)) if len(self._p) > 1 else 0
+
     def key(self, k: int) -> tuple[int, int, int]:
         rng = np.random.default_rng([self.seed, k])
-        task = int(rng.choice(len(self._p), p=self._p)) if len(self._p) > 1 else 0
+        task = self._task(rng)
         return (task, *_balanced(self._classes[task], rng))
+
+    def task_counts(self, first: int, count: int) -> np.ndarray:
+        """``int64[T]``: how many of the global samples ``first .. first + count - 1`` (one batch, over
+        all processes) belong to each task. The multi-task loss divides each task's sum by its count."""
+        tasks = [self._task(np.random.default_rng([self.seed, k])) for k in range(first, first + count)]
+        return np.bincount(tasks, minlength=len(self._p)).astype(np.int64)

@@ -47,12 +47,21 @@ def trajectory_resample(fields: np.ndarray) -> np.ndarray:
     return out
 
 
-def flow_to_input(fields: np.ndarray, mean_subtraction: bool = True) -> np.ndarray:
+def field_means(fields: np.ndarray) -> np.ndarray:
+    """``float32[L, H, W, 2]`` -> ``float32[L, 2]``: each displacement field's mean vector over the frame."""
+    return fields.reshape(len(fields), -1, 2).mean(axis=1, dtype=np.float64).astype(np.float32)
+
+
+def flow_to_input(fields: np.ndarray, mean_subtraction: bool = True, means: np.ndarray | None = None
+                  ) -> np.ndarray:
     """``float32[L, H, W, 2]`` -> ``float32[2L, H, W]`` with channels x_0, y_0, x_1, y_1, ...; with
-    ``mean_subtraction`` each field's mean vector over the frame is subtracted first (a cheap
-    camera-motion compensation, as in the paper)."""
+    ``mean_subtraction`` each field's mean vector over the frame is subtracted (a cheap camera-motion
+    compensation, as in the paper): the given ``means`` ``float32[L, 2]`` (those of the displacement
+    fields before trajectory resampling), or else the means of ``fields``."""
     stack = np.ascontiguousarray(fields.transpose(0, 3, 1, 2)).reshape(-1, *fields.shape[1:3])
-    if mean_subtraction:  # per channel, i.e. per field and component: over contiguous rows, 20x faster
+    if mean_subtraction and means is not None:
+        stack -= means.reshape(-1)[:, None, None]
+    elif mean_subtraction:  # per channel, i.e. per field and component: over contiguous rows, 20x faster
         stack -= stack.reshape(len(stack), -1).mean(axis=1)[:, None, None]
     return stack
 
