@@ -79,14 +79,15 @@ def test_evaluation_writes_score_files_for_both_splits(two_runs, synth_cache):
 
 def test_all_fusion_methods_and_the_table(two_runs, capsys):
     s, t = (RunDir(two_runs[k]).scores("synth", "test") for k in ("spatial", "temporal"))
-    for method in ("avg", "weighted", "svm"):
+    for method in ("avg", "weighted", "svm", "svm-ovr"):
         assert main(["fuse", str(s), str(t), "--method", method]) == 0
         fused = read_scores(fused_path(s.parent, method))
         assert fused.scores.shape == (8, 4) and fused.meta["fusion"]["method"] == method
         assert report_beside(fused_path(s.parent, method)).exists()
     out = capsys.readouterr().out
     assert "fusion (svm)" in out and "spatial weight" in out
-    assert f"training scores for {s}: {RunDir(two_runs['spatial']).scores('synth', 'train')}" in out
+    assert "SVM (crammer_singer) C " in out and "SVM (ovr) C " in out
+    assert f"train scores for {s}: {RunDir(two_runs['spatial']).scores('synth', 'train')}" in out
     assert main(["table", "--spatial", str(two_runs["spatial"]), "--temporal", str(two_runs["temporal"]),
                  "--no-evaluate", "--quiet"]) == 0
     table = capsys.readouterr().out
@@ -106,8 +107,8 @@ def test_fusion_finds_training_scores_by_metadata_not_by_name(two_runs, tmp_path
         dst.write_bytes(RunDir(two_runs[k]).scores("synth", "test").read_bytes())
     assert main(["fuse", str(s), str(t), "--method", "svm", "--no-report"]) == 0
     out = capsys.readouterr().out
-    assert f"training scores for {s}: {RunDir(two_runs['spatial']).scores('synth', 'train')}" in out
-    assert f"training scores for {t}: {RunDir(two_runs['temporal']).scores('synth', 'train')}" in out
+    assert f"train scores for {s}: {RunDir(two_runs['spatial']).scores('synth', 'train')}" in out
+    assert f"train scores for {t}: {RunDir(two_runs['temporal']).scores('synth', 'train')}" in out
     fused = read_scores(fused_path(tmp_path, "svm"))
     test = [read_scores(p) for p in (s, t)]
     train_ = [read_scores(RunDir(two_runs[k]).scores("synth", "train")) for k in ("spatial", "temporal")]
@@ -181,3 +182,25 @@ def test_predict_a_clip_matches_its_evaluation(two_runs, synth_cache, capsys):
     assert main(["predict", str(clip), *map(str, runs), "--top", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3 and lines[0].startswith("1. " + classes[int(np.argmax(fused))])
+
+
+def test_fusion_fitted_on_held_out_groups(tiny_config, tmp_path, capsys):
+    # group 1 of every class is held out of the streams' training; the SVM is fitted on its scores
+    runs = {}
+    for stream in ("spatial", "temporal"):
+        runs[stream] = tmp_path / stream
+        train(tiny_config(stream, ["optim.iterations=2", "tasks.0.fusion_groups=[1]"]), runs[stream], progress=False)
+        for part in ("test", "train", "fusion"):
+            evaluate(runs[stream], part, workers=0, progress=False)
+    held = read_scores(RunDir(runs["spatial"]).scores("synth", "fusion"))
+    trained = read_scores(RunDir(runs["spatial"]).scores("synth", "train"))
+    assert held.video_ids and all("_g01_" in v for v in held.video_ids)
+    assert not any("_g01_" in v for v in trained.video_ids)
+    s, t = (str(RunDir(runs[k]).scores("synth", "test")) for k in ("spatial", "temporal"))
+    assert main(["fuse", s, t, "--method", "svm", "--fit-on", "fusion", "--no-report"]) == 0
+    out = capsys.readouterr().out
+    assert f"fusion scores for {s}: {RunDir(runs['spatial']).scores('synth', 'fusion')}" in out
+    assert "cross-validation on the fusion scores" in out
+    assert main(["table", "--spatial", str(runs["spatial"]), "--temporal", str(runs["temporal"]),
+                 "--no-evaluate", "--quiet"]) == 0
+    assert "| Fusion by SVM (fitted on held-out groups) |" in capsys.readouterr().out

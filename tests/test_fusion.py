@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from twostream.fusion import average, choose_weight, fuse, svm_features, svm_fusion, weighted
+from twostream.data.splits import Sample, Split
+from twostream.fusion import (C_GRID, average, choose_weight, cv_folds, fuse, groups_of, svm_features, svm_fusion,
+                              weighted)
 from twostream.metrics import top_k_accuracy
 from twostream.scores import Scores, read_scores, write_scores
 
@@ -46,7 +48,7 @@ def test_svm_learns_what_averaging_cannot():
     s_tr, t_tr, y_tr = make(300)
     s_te, t_te, y_te = make(100)
     assert top_k_accuracy(average(s_te, t_te), y_te) < 0.75  # every c is lost
-    fused = svm_fusion(s_tr, t_tr, y_tr, s_te, t_te)
+    fused, c = svm_fusion(s_tr, t_tr, y_tr, s_te, t_te)
     assert fused.shape == (100, 3) and top_k_accuracy(fused, y_te) > 0.95
     feats = svm_features(s_te, t_te)
     assert np.allclose(np.linalg.norm(feats[:, :3], axis=1), 1) and np.allclose(np.linalg.norm(feats[:, 3:], axis=1), 1)
@@ -83,3 +85,55 @@ def test_score_file_round_trip(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"nope")
     with pytest.raises(ValueError, match="bad.npz: not a twostream score file"):
         read_scores(tmp_path / "bad.npz")
+
+
+def test_svm_is_crammer_singer_with_c_by_cross_validation():
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(3), 20)
+    a = np.eye(3)[labels] * 0.6 + rng.uniform(0, 0.4, (60, 3))
+    b = np.eye(3)[(labels + rng.integers(0, 2, 60)) % 3] * 0.5 + rng.uniform(0, 0.5, (60, 3))
+    ids = [f"c{y}/v_c{y}_g{i % 5 + 1:02d}_c{i:02d}" for i, y in enumerate(labels)]
+    train = (_scores(a[:45], labels[:45], ids[:45]), _scores(b[:45], labels[:45], ids[:45]))
+    test = (_scores(a[45:], labels[45:], ids[45:]), _scores(b[45:], labels[45:], ids[45:]))
+    fused, info = fuse("svm", test, train)
+    assert info["multi_class"] == "crammer_singer" and info["C"] in C_GRID and info["fitted_on"] == "train"
+    _, ovr = fuse("svm-ovr", test, train)
+    assert ovr["multi_class"] == "ovr"
+    assert top_k_accuracy(fused.scores, fused.labels) > 0.8
+
+
+def test_cross_validation_folds_never_split_a_group():
+    labels = np.repeat(np.arange(2), 12)
+    groups = np.tile(np.arange(1, 7), 4)
+    folds = cv_folds(labels, groups)
+    assert len(folds) == 5
+    for tr, va in folds:
+        assert set(groups[tr]).isdisjoint(groups[va])
+    assert groups_of(["A/v_A_g07_c02", "B/v_B_g11_c01"]).tolist() == [7, 11]
+    assert groups_of(["A/v_A_g07_c02", "mine/clip"]) is None  # no groups: stratified folds instead
+    assert all(set(labels[va]) == {0, 1} for _, va in cv_folds(labels, None))
+
+
+def test_held_out_groups_leave_the_training_part():
+    ids = [f"A/v_A_g{g:02d}_c01" for g in range(1, 8)]
+    split = Split("ucf101/1", ["A"], [Sample(v, 0) for v in ids], [Sample("A/v_A_g20_c01", 0)])
+    held = split.hold_out([6, 7])
+    assert [s.video_id for s in held.fusion] == ids[5:] and [s.video_id for s in held.train] == ids[:5]
+    assert held.test == split.test
+    with pytest.raises(ValueError, match="fusion groups need video names with a group"):
+        Split("x", ["A"], [Sample("A/clip", 0)]).hold_out([1])
+    with pytest.raises(ValueError, match="leaves 0 training"):
+        split.hold_out(list(range(1, 8)))
+
+
+def test_fitting_scores_must_not_be_test_scores():
+    s = _scores([[0.6, 0.3, 0.1], [0.2, 0.5, 0.3]], [0, 1], ["v0", "v1"])
+    t = _scores([[0.2, 0.2, 0.6], [0.1, 0.7, 0.2]], [0, 1], ["v0", "v1"])
+    tr_s = _scores([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1]], [0, 1], ["v1", "v2"])
+    tr_t = _scores([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1]], [0, 1], ["v1", "v2"])
+    with pytest.raises(ValueError, match="spatial training scores: 1 of its videos are also test videos"):
+        fuse("svm", (s, t), (tr_s, tr_t))
+    tr_s.video_ids, tr_t.video_ids = ["v2", "v3"], ["v2", "v3"]
+    tr_s.meta["part"] = "test"
+    with pytest.raises(ValueError, match="part 'test', not 'train' or 'fusion'"):
+        fuse("weighted", (s, t), (tr_s, tr_t))

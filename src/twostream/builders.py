@@ -21,7 +21,8 @@ ClipsT = TypeVar("ClipsT", bound=Clips)
 def load_task_split(task: TaskConfig) -> Split:
     if not task.splits:
         raise UserError(f"tasks.{task.name}.splits: the split files' path is not set")
-    return load_split(task.kind, task.splits, task.fold)
+    split = load_split(task.kind, task.splits, task.fold)
+    return split.hold_out(task.fusion_groups) if task.fusion_groups else split
 
 
 def make_clips(cls: type[ClipsT], task: TaskConfig, options: InputOptions, samples: list[Sample],

@@ -17,7 +17,7 @@ from .extract import ExtractOptions
 from .flow import METHODS as FLOW_METHODS
 from .flow.dis import DEFAULT_PRESET
 from .flow.dis import PRESETS as DIS_PRESETS
-from .fusion import METHODS as FUSION_METHODS
+from .fusion import FIT_PARTS, METHODS as FUSION_METHODS
 from .runs import PARTS
 
 
@@ -145,8 +145,8 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
         pairs = []
         for given, test_file, scores in ((args.train_spatial, args.spatial, test[0]),
                                          (args.train_temporal, args.temporal, test[1])):
-            pairs.append((given, read_scores(given)) if given else training_scores_for(test_file, scores))
-            print(f"training scores for {test_file}: {pairs[-1][0]}")
+            pairs.append((given, read_scores(given)) if given else training_scores_for(test_file, scores, args.fit_on))
+            print(f"{args.fit_on} scores for {test_file}: {pairs[-1][0]}")
         train = (pairs[0][1], pairs[1][1])
     fused, info = fuse(args.method, test, train, args.weight)
     out = Path(args.out or fused_path(Path(args.spatial).parent, args.method))
@@ -156,6 +156,8 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
         print(f"{name:>20}: top-1 {top1}  top-5 {top5}  mean class {mean_class}")
     if "weight" in info:
         print(f"spatial weight {info['weight']:.2f}")
+    if "C" in info:
+        print(f"SVM ({info['multi_class']}) C {info['C']:g}, chosen by cross-validation on the {info['fitted_on']} scores")
     if not args.no_report:
         page = write_report(report_beside(out), f"Fusion by {args.method}", fused, task_cache(test[0].meta),
                             [("streams and fusion", ACCURACY_HEADERS, rows)])
@@ -268,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-spatial", help="training-split score file (default: the training scores of "
                    "SPATIAL's run and task, found by its metadata)")
     p.add_argument("--train-temporal", help="training-split score file (default: likewise for TEMPORAL)")
+    p.add_argument("--fit-on", default=FIT_PARTS[0], choices=FIT_PARTS,
+                   help="fit on the training split's scores, or on the held-out fusion groups' (tasks.N.fusion_groups)")
     p.add_argument("--out", help="fused score file (default: beside SPATIAL, named by the method)")
     p.add_argument("--no-report", action="store_true")
     p.set_defaults(func=_cmd_fuse)

@@ -31,6 +31,7 @@ class TaskConfig:
     cache: str = ""  # the extracted cache of this data set's videos
     skip_missing: bool = False  # train without listed videos that are not in the cache (warns)
     weight: float = 1.0  # this task's share of every batch, relative to the others
+    fusion_groups: list[int] = field(default_factory=list)  # training groups held out to fit the fusion on
 
     def __post_init__(self) -> None:
         if self.kind in FOLDED_KINDS:

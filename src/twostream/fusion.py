@@ -1,30 +1,39 @@
 """Late fusion of the two streams' softmax scores: average, weighted average, or a linear SVM on the
-stacked L2-normalised scores (the paper's two methods, plus a weight chosen on the training split)."""
+stacked L2-normalised scores (the paper's two methods, plus a weight chosen on the training scores).
+
+``svm`` is the paper's multi-class linear SVM (Crammer and Singer); ``svm-ovr`` the one-vs-rest variant.
+Their C is chosen by cross-validation on the scores they are fitted on, with folds by video group where
+the videos have groups (UCF-101), so that clips of one group never sit on both sides of a fold.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from .data.splits import video_group
 from .errors import UserError
 from .metrics import top_k_accuracy
 from .scores import Scores, check_same_videos
 
-METHODS = ("avg", "weighted", "svm")
-NEEDS_TRAINING = ("svm",)  # and "weighted" without a given weight
+METHODS = ("avg", "weighted", "svm", "svm-ovr")
+SVM_MULTI_CLASS = {"svm": "crammer_singer", "svm-ovr": "ovr"}
+FIT_PARTS = ("train", "fusion")  # what a fusion may be fitted on: never the test videos
+C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
 
 
 def needs_training_scores(method: str, weight: float | None = None) -> bool:
-    return method in NEEDS_TRAINING or (method == "weighted" and weight is None)
+    return method in SVM_MULTI_CLASS or (method == "weighted" and weight is None)
 
 
 def check_training_scores(train: Scores, test: Scores, name: str = "training scores") -> None:
-    """Refuse training scores whose metadata says they are not a training part or of another task, or
-    that share a video with the test scores: a fusion fitted on them would be fitted on the test set."""
+    """Refuse fitting scores whose metadata says they are not a training (or held-out fusion) part or of
+    another task, or that share a video with the test scores: a fusion fitted on them would be fitted on
+    the test set."""
     name = f"{name} {train.source}" if train.source else name
     part = train.meta.get("part", "train")
-    if part != "train":
-        raise UserError(f"{name}: its metadata says part {part!r}, not 'train': fusion must be fitted on the "
-                        "training split's scores")
+    if part not in FIT_PARTS:
+        raise UserError(f"{name}: its metadata says part {part!r}, not {' or '.join(map(repr, FIT_PARTS))}: "
+                        "fusion must be fitted on the training split's scores")
     if "task" in train.meta and "task" in test.meta and train.meta["task"] != test.meta["task"]:
         raise UserError(f"{name}: task {train.meta['task']!r}, but the test scores are of task {test.meta['task']!r}")
     shared = sorted(set(train.video_ids) & set(test.video_ids))
@@ -61,53 +70,97 @@ def svm_features(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([norm(a), norm(b)], axis=1)
 
 
-def svm_fusion(train_a: np.ndarray, train_b: np.ndarray, train_labels: np.ndarray, test_a: np.ndarray,
-               test_b: np.ndarray, c: float = 1.0) -> np.ndarray:
-    """A one-vs-rest linear SVM trained on the training split's stacked scores; returns its decision
-    values ``[N_test, K]`` on the test split (columns in class order, all K classes)."""
+def cv_folds(labels: np.ndarray, groups: np.ndarray | None, n_splits: int = 5) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train rows, validation rows) per fold: by group when ``groups`` is given (no group on both sides),
+    else stratified by class; [] when there is too little data to cross-validate."""
+    from sklearn.model_selection import GroupKFold, StratifiedKFold
+
+    if groups is not None:
+        k = min(n_splits, len(np.unique(groups)))
+        return list(GroupKFold(k).split(labels, labels, groups)) if k >= 2 else []
+    k = min(n_splits, int(np.bincount(labels)[np.unique(labels)].min()))  # each class in every fold
+    return list(StratifiedKFold(k, shuffle=True, random_state=0).split(labels, labels)) if k >= 2 else []
+
+
+def _svm(c: float, multi_class: str):
     from sklearn.svm import LinearSVC
 
+    return LinearSVC(C=c, multi_class=multi_class, max_iter=20_000, random_state=0)  # liblinear shuffles
+
+
+def choose_c(features: np.ndarray, labels: np.ndarray, groups: np.ndarray | None, multi_class: str) -> float:
+    """The C of ``C_GRID`` with the best cross-validated top-1 accuracy (ties: the one nearest 1)."""
+    folds = cv_folds(labels, groups)
+    if not folds:
+        return 1.0
+    acc = []
+    for c in C_GRID:
+        right = 0
+        for tr, va in folds:
+            if len(np.unique(labels[tr])) >= 2:  # a fold whose training side has one class predicts nothing
+                svm = _svm(c, multi_class).fit(features[tr], labels[tr])
+                right += int((svm.predict(features[va]) == labels[va]).sum())
+        acc.append(right)
+    best = max(acc)
+    return float(min((c for c, a in zip(C_GRID, acc) if a == best), key=lambda c: abs(np.log10(c))))
+
+
+def groups_of(video_ids: list[str]) -> np.ndarray | None:
+    """Each video's group (UCF-101), or None unless every video has one."""
+    groups = [video_group(v) for v in video_ids]
+    return None if any(g is None for g in groups) else np.asarray(groups)
+
+
+def svm_fusion(train_a: np.ndarray, train_b: np.ndarray, train_labels: np.ndarray, test_a: np.ndarray,
+               test_b: np.ndarray, multi_class: str = "crammer_singer", c: float | None = None,
+               groups: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """A linear SVM fitted on the stacked L2-normalised fitting scores (C by cross-validation with folds by
+    ``groups`` unless given); returns its decision values ``[N_test, K]`` on the test scores (columns in
+    class order, all K classes) and the C used."""
     k = train_a.shape[1]
-    present = np.unique(train_labels)
-    if len(present) < 2:
+    if len(np.unique(train_labels)) < 2:
         raise UserError("SVM fusion needs training scores of at least two classes")
-    svm = LinearSVC(C=c, max_iter=20_000)
-    svm.fit(svm_features(train_a, train_b), train_labels)
+    features = svm_features(train_a, train_b)
+    c = choose_c(features, train_labels, groups, multi_class) if c is None else c
+    svm = _svm(c, multi_class).fit(features, train_labels)
     decision = svm.decision_function(svm_features(test_a, test_b))
     if decision.ndim == 1:  # two classes: sklearn gives one column, the second class's margin
         decision = np.stack([-decision, decision], axis=1)
     out = np.full((len(test_a), k), -np.inf, np.float32)
     out[:, svm.classes_] = decision  # classes never seen in training can never be predicted
-    return out
+    return out, c
 
 
 def fuse(method: str, test: tuple[Scores, Scores], train: tuple[Scores, Scores] | None = None,
          weight: float | None = None) -> tuple[Scores, dict]:
-    """Fuse (spatial, temporal) test scores; ``train`` scores are needed for ``svm`` and for ``weighted``
-    without a given weight. Returns the fused scores and what was chosen."""
+    """Fuse (spatial, temporal) test scores; ``train`` scores (a training or held-out fusion part) are
+    needed for the SVMs and for ``weighted`` without a given weight. Returns the fused scores and what
+    was chosen."""
     if method not in METHODS:
-        raise UserError(f"fusion method must be one of {METHODS}, got {method!r}")
+        raise UserError(f"fusion method must be one of {', '.join(METHODS)}, got {method!r}")
     s, t = test
     check_same_videos(s, t, ("spatial", "temporal"))
     info: dict = {"method": method}
-    if train is not None and needs_training_scores(method, weight):
+    if needs_training_scores(method, weight):
+        if train is None:
+            raise UserError(f"{method} fusion needs the training split's score files"
+                            + (" (or a weight)" if method == "weighted" else ""))
         check_training_scores(train[0], s, "spatial training scores")
         check_training_scores(train[1], t, "temporal training scores")
         check_same_videos(*train, ("spatial train", "temporal train"))
+        if train[0].classes != s.classes:
+            raise UserError("training and test score files have different classes")
+        info["fitted_on"] = train[0].meta.get("part", "train")
     if method == "avg":
         fused = average(s.scores, t.scores)
     elif method == "weighted":
         if weight is None:
-            if train is None:
-                raise UserError("weighted fusion needs a weight or the training split's score files")
             weight = choose_weight(train[0].scores, train[1].scores, train[0].labels)
         info["weight"] = weight
         fused = weighted(s.scores, t.scores, weight)
     else:
-        if train is None:
-            raise UserError("SVM fusion needs the training split's score files")
-        if train[0].classes != s.classes:
-            raise UserError("training and test score files have different classes")
-        fused = svm_fusion(train[0].scores, train[1].scores, train[0].labels, s.scores, t.scores)
+        fused, info["C"] = svm_fusion(train[0].scores, train[1].scores, train[0].labels, s.scores, t.scores,
+                                      SVM_MULTI_CLASS[method], groups=groups_of(train[0].video_ids))
+        info["multi_class"] = SVM_MULTI_CLASS[method]
     meta = {"fusion": info, "spatial": s.meta, "temporal": t.meta}
     return Scores(s.video_ids, s.labels, s.classes, fused, meta), info

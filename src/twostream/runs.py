@@ -27,9 +27,9 @@ from .config import Config, config_from_dict
 from .errors import UserError
 from .fusion import check_training_scores
 from .models import build_model
+from .data.splits import PARTS
 from .scores import Scores, read_scores
 
-PARTS = ("train", "test")
 _SCORES_PREFIX = "scores-"
 
 
@@ -124,21 +124,22 @@ def task_cache(meta: dict[str, Any]) -> str | None:
     return None
 
 
-def training_scores_for(test_file: str | Path, test: Scores) -> tuple[Path, Scores]:
-    """The training-part scores of the run and task that made ``test`` (a test-part score file), found
-    by its metadata: same run folder, same task, part train, same checkpoint."""
+def training_scores_for(test_file: str | Path, test: Scores, part: str = "train") -> tuple[Path, Scores]:
+    """The scores to fit a fusion on (``part`` train, or fusion: held-out groups) of the run and task that
+    made ``test`` (a test-part score file), found by its metadata: same run folder, same task, same
+    checkpoint."""
     if test.meta.get("part") != "test":
         raise UserError(f"{test_file}: its metadata says part {test.meta.get('part')!r}, not 'test'")
     task = test.meta.get("task")
     folder = test.meta.get("run") or (Path(test.meta["checkpoint"]).parent if test.meta.get("checkpoint") else None)
     if not task or not folder:
         raise UserError(f"{test_file}: its metadata names no run and task; give the training scores' file")
-    path = RunDir(folder).scores(task, "train")
+    path = RunDir(folder).scores(task, part)
     if not path.exists():
-        raise UserError(f"{test_file}: the training scores of its run are not there ({path}); "
-                        f"run `twostream evaluate {folder} --split train` first, or give the file")
+        raise UserError(f"{test_file}: the {part} scores of its run are not there ({path}); "
+                        f"run `twostream evaluate {folder} --split {part}` first, or give the file")
     train = read_scores(path)
     if train.meta.get("checkpoint_sha256") != test.meta.get("checkpoint_sha256"):
         raise UserError(f"{path}: scored with another checkpoint than {test_file}; evaluate both again")
-    check_training_scores(train, test, "training scores")
+    check_training_scores(train, test, f"{part} scores")
     return path, train

@@ -9,6 +9,7 @@ import numpy as np
 from .errors import UserError
 from .fusion import fuse
 from .metrics import top_k_accuracy
+from .config import load_config
 from .runs import RunDir
 from .scores import Scores, read_scores
 
@@ -32,10 +33,20 @@ def run_scores(run: str | Path, part: str, task: str | None = None, evaluate_mis
     return read_scores(next(iter(found.values())))
 
 
+HELD_OUT_ROW = "Fusion by SVM (fitted on held-out groups)"
+
+
+def holds_out_groups(run: str | Path) -> bool:
+    """Whether the run's tasks hold training groups out of the streams' training to fit the fusion on."""
+    return any(t.fusion_groups for t in load_config(RunDir(run).config).tasks)
+
+
 def splits_table(spatial: list[str | Path], temporal: list[str | Path], task: str | None = None,
                  evaluate_missing: bool = True, **evaluate_kw) -> tuple[list[str], list[list[str]], dict]:
     """Top-1 accuracy per split (one spatial and one temporal run per split) and their mean, as the
-    paper's Table 4: rows spatial, temporal, fusion by averaging, fusion by SVM."""
+    paper's Table 4: rows spatial, temporal, fusion by averaging, fusion by SVM (fitted on the training
+    scores), and, where the runs hold groups out for it (``fusion_groups``), fusion by SVM fitted on the
+    held-out groups' scores."""
     if len(spatial) != len(temporal) or not spatial:
         raise UserError(f"need one spatial and one temporal run per split, got {len(spatial)} and {len(temporal)}")
     acc: dict[str, list[float]] = {"Spatial ConvNet": [], "Temporal ConvNet": [], "Fusion by averaging": [],
@@ -50,6 +61,11 @@ def splits_table(spatial: list[str | Path], temporal: list[str | Path], task: st
         svm, _ = fuse("svm", (s, t), (s_train, t_train))
         acc["Fusion by averaging"].append(top_k_accuracy(avg.scores, avg.labels))
         acc["Fusion by SVM"].append(top_k_accuracy(svm.scores, svm.labels))
+        if holds_out_groups(s_run) and holds_out_groups(t_run):
+            held = fuse("svm", (s, t), (get(s_run, "fusion"), get(t_run, "fusion")))[0]
+            acc.setdefault(HELD_OUT_ROW, []).append(top_k_accuracy(held.scores, held.labels))
+    if HELD_OUT_ROW in acc and len(acc[HELD_OUT_ROW]) != len(spatial):
+        raise UserError("either every split's runs hold groups out for the fusion, or none")
     headers = ["method"] + [f"split {i + 1}" for i in range(len(spatial))] + ["mean"]
     rows = [[name] + [f"{v:.1%}" for v in vals] + [f"{np.mean(vals):.1%}"] for name, vals in acc.items()]
     return headers, rows, acc

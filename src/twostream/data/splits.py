@@ -7,6 +7,7 @@ the same id ``twostream extract`` gives the video's cache unit.
 from __future__ import annotations
 
 import csv
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,17 +22,44 @@ class Sample:
     label: int
 
 
+# train: what the streams learn from; test: what they are scored on; fusion: training videos held out of
+# the streams' training (by group) to fit the fusion on scores the streams did not train on
+PARTS = ("train", "test", "fusion")
+_GROUP = re.compile(r"_g(\d+)_c\d+$")  # UCF-101's v_<Class>_g<GG>_c<CC>: clips of one group share a scene
+
+
+def video_group(video_id: str) -> int | None:
+    """The group of a UCF-101 video id (``.../v_ApplyEyeMakeup_g08_c01`` -> 8), None for other names."""
+    m = _GROUP.search(video_id)
+    return int(m.group(1)) if m else None
+
+
 @dataclass
 class Split:
     name: str
     classes: list[str]
     train: list[Sample] = field(default_factory=list)
     test: list[Sample] = field(default_factory=list)
+    fusion: list[Sample] = field(default_factory=list)
 
     def samples(self, part: str) -> list[Sample]:
-        if part not in ("train", "test"):
-            raise UserError(f"split part must be 'train' or 'test', got {part!r}")
-        return self.train if part == "train" else self.test
+        if part not in PARTS:
+            raise UserError(f"split part must be one of {', '.join(PARTS)}, got {part!r}")
+        return getattr(self, part)
+
+    def hold_out(self, groups: list[int]) -> Split:
+        """The training videos of ``groups`` moved to the ``fusion`` part (never seen by the streams)."""
+        missing = [s.video_id for s in self.train if video_group(s.video_id) is None]
+        if missing:
+            raise UserError(f"{self.name}: fusion groups need video names with a group (v_<Class>_gGG_cCC), "
+                            f"e.g. not {missing[0]!r}")
+        held = set(groups)
+        train = [s for s in self.train if video_group(s.video_id) not in held]
+        fusion = [s for s in self.train if video_group(s.video_id) in held]
+        if not fusion or not train:
+            raise UserError(f"{self.name}: holding out groups {sorted(held)} leaves {len(train)} training and "
+                            f"{len(fusion)} fusion videos; both must be > 0")
+        return Split(self.name, self.classes, train, self.test, fusion)
 
 
 FOLDS = (1, 2, 3)  # the published splits of UCF-101 and HMDB-51
