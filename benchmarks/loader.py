@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from _common import data_dir, finish, parser, table
 from twostream.data.datasets import TrainClips
 from twostream.data.inputs import InputOptions
+from twostream.models import input_convention
 from twostream.data.sampling import ClassBalancedSampler
 from twostream.data.splits import Sample
 from twostream.extract import ExtractOptions, extract_all, find_videos
@@ -43,7 +44,7 @@ def main() -> None:
     figures, rows = {}, []
     with tempfile.TemporaryDirectory() as cache:
         extract_all(videos, cache, ExtractOptions(flow_params={"preset": "fast"}), workers=2, progress=False)
-        streams = {"spatial": TrainClips(samples, cache, InputOptions("spatial")),
+        streams = {"spatial": TrainClips(samples, cache, InputOptions("spatial"), input_convention("cnn_m_2048")),
                    "temporal (L=10)": TrainClips(samples, cache, InputOptions("temporal", length=10)),
                    "temporal trajectory": TrainClips(samples, cache, InputOptions("temporal", length=10,
                                                                                   stacking="trajectory"))}

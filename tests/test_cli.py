@@ -32,5 +32,5 @@ def test_run_folder_layout_has_one_owner(tmp_path):
         for part in ("train", "test"):
             run.scores(name, part).write_bytes(b"")
     assert run.score_files("test") == {"hmdb51": run.scores("hmdb51", "test"), "ucf101": run.scores("ucf101", "test")}
-    with pytest.raises(ValueError, match="split part must be one of train, test, got 'val'"):
+    with pytest.raises(ValueError, match="split part must be one of train, test, fusion, got .val."):
         run.scores("ucf101", "val")

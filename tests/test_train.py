@@ -31,7 +31,7 @@ def test_tiny_training_loss_falls(synth_cache, tmp_path, stream, tiny_config):
     from twostream.data.datasets import ValClips
     from twostream.runs import load_run
     run = load_run(tmp_path / "run")
-    clips = make_clips(ValClips, cfg.tasks[0], cfg.input, load_task_split(cfg.tasks[0]).test)
+    clips = make_clips(ValClips, cfg.tasks[0], cfg.input, load_task_split(cfg.tasks[0]).test, run.convention)
     with torch.no_grad():
         right = sum(int(run.model(clips[i]["input"][None], "synth").argmax()) == clips[i]["label"]
                     for i in range(len(clips)))

@@ -26,13 +26,13 @@ def load_task_split(task: TaskConfig) -> Split:
 
 
 def make_clips(cls: type[ClipsT], task: TaskConfig, options: InputOptions, samples: list[Sample],
-               cache: str | Path | None = None) -> ClipsT:
+               convention: str, cache: str | Path | None = None) -> ClipsT:
     """``cls`` (``TrainClips``, ``ValClips`` or ``TestClips``) over ``task``'s ``samples``, read from the
-    task's cache (or ``cache``)."""
+    task's cache (or ``cache``), RGB in the model's input ``convention``."""
     cache = cache or task.cache
     if not cache:
         raise UserError(f"tasks.{task.name}.cache: the cache path is not set")
-    return cls(samples, cache, options, skip_missing=task.skip_missing and cache == task.cache)
+    return cls(samples, cache, options, convention, skip_missing=task.skip_missing and cache == task.cache)
 
 
 def model_args(cfg: Config, classes: dict[str, list[str]]) -> dict[str, Any]:
@@ -45,6 +45,7 @@ def model_args(cfg: Config, classes: dict[str, list[str]]) -> dict[str, Any]:
 def make_model(cfg: Config, classes: dict[str, list[str]]) -> tuple[nn.Module, dict | None]:
     """The model, with pretrained weights loaded and layers frozen as configured."""
     model = build_model(**model_args(cfg, classes))
-    report = load_pretrained(model, cfg.model.pretrained, cfg.model.arch) if cfg.model.pretrained else None
+    m = cfg.model
+    report = load_pretrained(model, m.pretrained, m.arch, m.pretrained_convention) if m.pretrained else None
     set_trainable(model, cfg.model.train_layers)
     return model, report

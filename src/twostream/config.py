@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from .conventions import CONVENTIONS
 from .data.inputs import InputOptions
 from .data.splits import FOLDED_KINDS, KINDS, check_fold
 from .devices import DEVICES
@@ -45,6 +46,9 @@ class ModelConfig:
     arch: str = field(default="cnn_m_2048", metadata={"choices": ARCHS})
     dropout: float = 0.9  # the paper's from-scratch and fine-tuning nets; 0.5 for the last layer only
     pretrained: str | None = None  # weights file, or "imagenet" (torchvision's cache; torchvision archs)
+    # the input convention the weights file was trained in (twostream checkpoints record it; "imagenet" is
+    # torchvision's); its first layer is converted to the model's
+    pretrained_convention: str | None = field(default=None, metadata={"choices": (None, *CONVENTIONS)})
     train_layers: str = field(default="all", metadata={"choices": TRAIN_LAYERS})
 
     def __post_init__(self) -> None:

@@ -52,7 +52,7 @@ def evaluate(run: str | Path, part: str = "test", positions: int | None = None, 
         if split.classes != loaded.classes[task.name]:
             raise UserError(f"{task.name}: the split's classes differ from the checkpoint's")
         samples = split.samples(part)[:limit] if limit else split.samples(part)
-        clips = make_clips(TestClips, task, options, samples)
+        clips = make_clips(TestClips, task, options, samples, loaded.convention)
         rows, labels, ids = [], [], []
         for item in tqdm(DataLoader(clips, batch_size=None, num_workers=workers), total=len(clips),
                          desc=f"{task.name} {part}", unit="video", disable=not progress):

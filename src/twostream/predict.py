@@ -63,7 +63,7 @@ def predict(clip: str | Path, runs: list[str | Path], task: str | None = None, p
                     raise UserError(r.reason)
                 extracted[key] = out
             inputs = replace(cfg.input, test_positions=positions) if positions else cfg.input
-            clips = make_clips(TestClips, t, inputs, [Sample("clip", 0)], cache=extracted[key])
+            clips = make_clips(TestClips, t, inputs, [Sample("clip", 0)], lr.convention, cache=extracted[key])
             scores = video_scores(lr.model, clips, clips[0]["input"], t.name).numpy()
             if classes is not None and lr.classes[t.name] != classes:
                 raise UserError(f"{run}: its classes differ from the first run's; cannot fuse")

@@ -27,6 +27,7 @@ from .config import Config, config_from_dict
 from .errors import UserError
 from .fusion import check_training_scores
 from .models import build_model
+from .conventions import LEGACY
 from .data.splits import PARTS
 from .scores import Scores, read_scores
 
@@ -97,6 +98,7 @@ class LoadedRun:
     checkpoint: dict[str, Any]
     checkpoint_path: Path
     run: RunDir
+    convention: str  # the model's input convention (checkpoints made before it was recorded: LEGACY)
 
     @property
     def classes(self) -> dict[str, list[str]]:
@@ -112,7 +114,8 @@ def load_run(run: str | Path, device: torch.device | str = "cpu") -> LoadedRun:
     model = build_model(**ckpt["model_args"])
     model.load_state_dict(ckpt["model"])
     model.to(device).eval()
-    return LoadedRun(model, config_from_dict(ckpt["config"]), ckpt, path, run_dir)
+    return LoadedRun(model, config_from_dict(ckpt["config"]), ckpt, path, run_dir,
+                     ckpt.get("input_convention", LEGACY))
 
 
 def task_cache(meta: dict[str, Any]) -> str | None:

@@ -26,6 +26,7 @@ from .data.sampling import MultiTaskSampler
 from .devices import pick_device
 from .errors import UserError
 from .io import atomic_write_text
+from .models import input_convention
 from .runs import RunDir
 from .step import AllHeads, train_step
 
@@ -100,11 +101,12 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     # data: one training set per task; validation on each task's test split
     splits = [load_task_split(t) for t in cfg.tasks]
     classes = {t.name: s.classes for t, s in zip(cfg.tasks, splits)}
-    train_sets = [make_clips(TrainClips, t, cfg.input, s.train) for t, s in zip(cfg.tasks, splits)]
+    convention = input_convention(cfg.model.arch)
+    train_sets = [make_clips(TrainClips, t, cfg.input, s.train, convention) for t, s in zip(cfg.tasks, splits)]
     val_sets = []
     if cfg.run.val_every and main_process:
         limit = cfg.run.val_videos or None
-        val_sets = [make_clips(ValClips, t, cfg.input, s.test[:limit]) for t, s in zip(cfg.tasks, splits)]
+        val_sets = [make_clips(ValClips, t, cfg.input, s.test[:limit], convention) for t, s in zip(cfg.tasks, splits)]
 
     # model and optimiser
     model, report = make_model(cfg, classes)  # same seed on every rank: same initial weights
@@ -133,8 +135,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         if resume:
             _trim_metrics(run.metrics, iteration)
         if report:
-            print(f"pretrained {cfg.model.pretrained}: {len(report['loaded'])} tensors loaded, "
-                  f"adapted {report['adapted'] or 'none'}, skipped {report['skipped'] or 'none'}")
+            print(f"pretrained {cfg.model.pretrained}: {len(report['loaded'])} tensors loaded, converted "
+                  f"{report['converted'] or 'none'}, adapted {report['adapted'] or 'none'}, skipped "
+                  f"{report['skipped'] or 'none'}")
     net: nn.Module = AllHeads(model)
     if world > 1:
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
@@ -190,6 +193,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
             if main_process and (iteration % cfg.run.checkpoint_every == 0 or iteration == o.iterations):
                 save_checkpoint(run.checkpoint, {
                     "model": model.state_dict(), "model_args": model_args(cfg, classes), "config": to_dict(cfg),
+                    "input_convention": convention,
                     "classes": classes, "iteration": iteration, "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": _rng_state()})
         if world > 1:

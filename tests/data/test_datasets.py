@@ -125,13 +125,13 @@ def test_trajectory_stacking_follows_the_first_field(tmp_path):
 
 
 def test_spatial_train_and_test_items(cache):
-    train = TrainClips(SAMPLES, cache, InputOptions("spatial", crop=32, jitter=0.0))
+    train = TrainClips(SAMPLES, cache, InputOptions("spatial", crop=32, jitter=0.0), "caffe")
     x = train[(0, 1)]["input"]
     assert x.shape == (3, 32, 32)
-    grey = (x[0, 0, 0] * 0.229 + 0.485) * 255  # undo the normalisation: 8t for frame t
+    grey = x[0, 0, 0] + 0.485 * 255  # undo the paper's normalisation (minus the mean): 8t for frame t
     t = round(float(grey) / 8)
     assert 0 <= t < 30 and abs(float(grey) - 8 * t) < 1.5
-    test = TestClips(SAMPLES, cache, InputOptions("spatial", crop=32, test_positions=25))
+    test = TestClips(SAMPLES, cache, InputOptions("spatial", crop=32, test_positions=25), "torchvision")
     item = test[0]
     assert item["input"].shape == (25, 3, H, W)
     assert item["positions"].tolist() == [0, 1, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 15, 16, 17, 18, 19, 21,
@@ -154,15 +154,17 @@ def test_test_crops_of_flow_negate_x_in_the_mirrored_half(cache):
 def test_missing_videos_error_or_skip(cache):
     samples = SAMPLES + [Sample("c/gone", 2)]
     with pytest.raises(ValueError, match="1 listed videos are not in the cache .*c/gone"):
-        TrainClips(samples, cache, InputOptions())
+        TrainClips(samples, cache, InputOptions(), "caffe")
     with pytest.warns(UserWarning, match="skipping 1 listed videos"):
-        ds = TrainClips(samples, cache, InputOptions(), skip_missing=True)
+        ds = TrainClips(samples, cache, InputOptions(), "caffe", skip_missing=True)
     assert len(ds) == 2
 
 
 def test_video_with_one_frame_is_an_error_naming_it(tmp_path):
     make_unit(tmp_path, "one", 1)  # extract refuses such videos; a hand-made unit can still hold one
-    ValClips([Sample("one", 0)], tmp_path, InputOptions(crop=32))  # one frame is enough for the spatial stream
+    ValClips([Sample("one", 0)], tmp_path, InputOptions(crop=32), "caffe")  # one frame is enough for the spatial stream
+    with pytest.raises(UserError, match="the spatial stream needs the model's input convention"):
+        ValClips([Sample("one", 0)], tmp_path, InputOptions(crop=32))
     with pytest.raises(UserError, match="one: 1 frame"):
         ValClips([Sample("one", 0)], tmp_path, temporal())
 

@@ -1,6 +1,7 @@
 import numpy as np
 import torch
 
+from twostream.conventions import CONVENTIONS
 from twostream.data.transforms import crop_flip, flow_sign, flow_to_input, rgb_to_input, ten_crop, trajectory_resample
 
 
@@ -64,11 +65,18 @@ def test_ten_crop_layout_and_flip_sign():
     assert torch.equal(ten_crop(x[:, :3], 4)[5], x[0, :3, 0:4, 0:4].flip(-1))  # RGB: no sign
 
 
-def test_rgb_normalisation_and_jitter():
+def test_rgb_normalisation_in_each_convention_and_jitter():
     frame = np.full((4, 4, 3), 128, np.uint8)
-    x = rgb_to_input(frame)
+    frame[..., 2] = 10
+    x = rgb_to_input(frame, CONVENTIONS["torchvision"])
     assert x.shape == (3, 4, 4) and x.dtype == np.float32
-    assert np.allclose(x[:, 0, 0], (128 / 255 - np.float32([0.485, 0.456, 0.406])) / np.float32([0.229, 0.224, 0.225]))
-    j = rgb_to_input(frame, 0.1, np.random.default_rng(0))
+    expected = (np.float32([128, 128, 10]) / 255 - np.float32([0.485, 0.456, 0.406])) / np.float32([0.229, 0.224, 0.225])
+    assert np.allclose(x[:, 0, 0], expected)
+    caffe = rgb_to_input(frame, CONVENTIONS["caffe"])  # the paper's: 0-255 minus the mean
+    assert np.allclose(caffe[:, 0, 0], np.float32([128, 128, 10]) - 255 * np.float32([0.485, 0.456, 0.406]), atol=1e-4)
+    assert np.allclose(rgb_to_input(frame, CONVENTIONS["caffe_bgr"]), caffe[::-1])
+    j = rgb_to_input(frame, CONVENTIONS["torchvision"], 0.1, np.random.default_rng(0))
     shift = (j - x).reshape(3, -1)
     assert np.allclose(shift, shift[:, :1]) and np.abs(shift).max() > 1e-4  # one colour shift per frame
+    jc = rgb_to_input(frame, CONVENTIONS["caffe"], 0.1, np.random.default_rng(0))  # the same shift in pixels
+    assert np.allclose((jc - caffe)[:, 0, 0], shift[:, 0] * 255 * np.float32([0.229, 0.224, 0.225]), atol=1e-3)

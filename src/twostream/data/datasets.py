@@ -30,12 +30,13 @@ from .transforms import crop_flip, ten_crop
 
 
 class Clips(Dataset):
-    """The videos of ``samples`` in ``cache``, read as ``options`` says. Listed videos missing from the
-    cache are an error naming them, or (``skip_missing``) a warning with their count."""
+    """The videos of ``samples`` in ``cache``, read as ``options`` says (RGB in the model's input
+    ``convention``). Listed videos missing from the cache are an error naming them, or (``skip_missing``)
+    a warning with their count."""
 
     def __init__(self, samples: list[Sample], cache: str | Path, options: InputOptions,
-                 skip_missing: bool = False) -> None:
-        self.cache, self.options, self.reader = Path(cache), options, make_reader(options)
+                 convention: str | None = None, skip_missing: bool = False) -> None:
+        self.cache, self.options, self.reader = Path(cache), options, make_reader(options, convention)
         kept, missing, manifests = [], [], []
         for s in samples:
             try:

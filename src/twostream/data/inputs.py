@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..cache import CachedVideo
+from ..conventions import convention as get_convention
 from ..errors import UserError
 from . import sampling
 from .transforms import field_means, flow_sign, flow_to_input, rgb_to_input, trajectory_resample
@@ -63,12 +64,15 @@ class InputOptions:
 
 
 class RGBFrames:
-    """Spatial stream: one RGB frame per position, normalised; PCA lighting noise in training."""
+    """Spatial stream: one RGB frame per position in the model's input convention (``conventions``); PCA
+    lighting noise in training."""
 
     sign = None  # a horizontal flip is a plain mirror
 
-    def __init__(self, options: InputOptions) -> None:
-        self.channels, self.jitter = 3, options.jitter
+    def __init__(self, options: InputOptions, convention: str | None) -> None:
+        if convention is None:
+            raise UserError("the spatial stream needs the model's input convention (caffe, torchvision, ...)")
+        self.channels, self.jitter, self.convention = 3, options.jitter, get_convention(convention)
 
     def check(self, video_id: str, manifest: dict) -> None:
         """Every unit has at least one frame: nothing to refuse."""
@@ -78,7 +82,7 @@ class RGBFrames:
 
     def load(self, video: CachedVideo, position: int, rng: np.random.Generator | None) -> np.ndarray:
         """Frame ``position`` as ``float32[3, H, W]``; ``rng`` is given in training only (jitter)."""
-        return rgb_to_input(video.frame(position), self.jitter if rng is not None else 0.0, rng)
+        return rgb_to_input(video.frame(position), self.convention, self.jitter if rng is not None else 0.0, rng)
 
 
 class FlowStacks:
@@ -119,5 +123,6 @@ class FlowStacks:
         return flow_to_input(fields, o.mean_subtraction)
 
 
-def make_reader(options: InputOptions) -> RGBFrames | FlowStacks:
-    return RGBFrames(options) if options.stream == "spatial" else FlowStacks(options)
+def make_reader(options: InputOptions, convention: str | None = None) -> RGBFrames | FlowStacks:
+    """The stream's reader; ``convention`` (the model's, for RGB input) is needed by the spatial stream."""
+    return RGBFrames(options, convention) if options.stream == "spatial" else FlowStacks(options)

@@ -8,24 +8,24 @@ import cv2
 import numpy as np
 import torch
 
+from ..conventions import InputConvention
 from .sampling import five_crops
 
-# ImageNet statistics: the spatial stream starts from ImageNet weights, so its input is normalised alike.
-RGB_MEAN = np.float32([0.485, 0.456, 0.406])
-RGB_STD = np.float32([0.229, 0.224, 0.225])
-# AlexNet-style PCA lighting noise ("RGB jitter"): the ImageNet pixel covariance's eigen-decomposition.
+# AlexNet-style PCA lighting noise ("RGB jitter"): the ImageNet pixel covariance's eigen-decomposition
+# (pixels in 0-1 units).
 _EIGVAL = np.float32([0.2175, 0.0188, 0.0045])
 _EIGVEC = np.float32([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]])
 
 
-def rgb_to_input(frame: np.ndarray, jitter: float = 0.0, rng: np.random.Generator | None = None) -> np.ndarray:
-    """``uint8[H, W, 3]`` -> normalised ``float32[3, H, W]``; with ``jitter`` > 0, PCA lighting noise of
-    that standard deviation is added first (one colour shift for the whole frame)."""
-    x = frame.astype(np.float32) * np.float32(1 / 255)
+def rgb_to_input(frame: np.ndarray, convention: InputConvention, jitter: float = 0.0,
+                 rng: np.random.Generator | None = None) -> np.ndarray:
+    """``uint8[H, W, 3]`` -> ``float32[3, H, W]`` in the model's input ``convention``; with ``jitter`` > 0,
+    PCA lighting noise of that standard deviation is added first (one colour shift for the frame)."""
+    x = frame.astype(np.float32)
     if jitter > 0:
         alpha = rng.normal(0, jitter, 3).astype(np.float32)
-        x = x + _EIGVEC @ (alpha * _EIGVAL)
-    return ((x - RGB_MEAN) / RGB_STD).transpose(2, 0, 1)
+        x = x + np.float32(255) * (_EIGVEC @ (alpha * _EIGVAL))
+    return convention.normalize(x)
 
 
 def flow_sign(num_fields: int) -> np.ndarray:

@@ -41,6 +41,8 @@ class TorchvisionResNet(TaskModel):
     Submodules keep torchvision's names (conv1, bn1, layer1..4) so its state dicts load directly.
     """
 
+    input_convention = "torchvision"  # what torchvision's ImageNet weights were trained on
+
     def __init__(self, arch: str, num_classes: dict[str, int], in_channels: int = 3, *,
                  dropout: float) -> None:
         super().__init__()
@@ -70,61 +72,3 @@ def torchvision_cache_file(arch: str) -> Path:
     tv = _torchvision()
     weights = tv.models.get_model_weights(arch).DEFAULT
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-
-
-def read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """Tensors from a ``.safetensors`` file or a torch file, never executing pickled code. A twostream
-    checkpoint (a dict with a ``model`` entry) gives its model weights."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"weights file {path} not found")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    from ..checkpoint import safe_load
-
-    state = safe_load(path)
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise UserError(f"{path}: not a state dict of tensors")
-    return state
-
-
-@torch.no_grad()
-def load_pretrained(model: nn.Module, source: str | Path, arch: str | None = None) -> dict[str, list[str]]:
-    """Load weights into ``model`` from a file, or ``"imagenet"`` (torchvision's cache; torchvision archs).
-
-    Tensors whose name and shape match are copied; the first convolution is adapted with
-    ``adapt_input_conv`` when the model takes another number of input channels (a flow stack); the
-    rest (the source's classifier) is skipped. Returns {"loaded", "adapted", "skipped", "missing"}.
-    """
-    if str(source) == "imagenet":
-        if arch not in TORCHVISION_ARCHS:
-            raise UserError(f"'imagenet' weights are looked up for torchvision archs {TORCHVISION_ARCHS}; "
-                             f"for {arch!r} give the path of a weights file")
-        path = torchvision_cache_file(arch)
-        if not path.is_file():
-            raise UserError(f"ImageNet weights for {arch} not found at {path} (nothing is downloaded: "
-                                    "copy the file there, or set model.pretrained to its path)")
-        source = path
-    state = read_state_dict(source)
-    own = model.state_dict()
-    first = next(n for n, p in model.named_parameters() if p.ndim == 4)  # the first conv's weight
-    report: dict[str, list[str]] = {"loaded": [], "adapted": [], "skipped": [], "missing": []}
-    for name, value in state.items():
-        if name not in own:
-            report["skipped"].append(name)
-        elif own[name].shape == value.shape:
-            own[name].copy_(value)
-            report["loaded"].append(name)
-        elif name == first and value.shape[1] == 3 and value.shape[0] == own[name].shape[0]:
-            own[name].copy_(adapt_input_conv(value, own[name].shape[1]))
-            report["adapted"].append(name)
-        else:
-            report["skipped"].append(name)
-    report["missing"] = [n for n in own if n not in state]
-    if not report["loaded"]:
-        raise UserError(f"{source}: no tensor matches the model (is it weights for another architecture?)")
-    return report

@@ -39,6 +39,8 @@ class CNNM2048(TaskModel):
         dropout: dropout ratio after full6 and full7 (the paper: 0.5 or 0.9).
     """
 
+    input_convention = "caffe"  # the paper's: pixels 0-255 minus the mean (the LRN constants assume it)
+
     def __init__(self, num_classes: dict[str, int], in_channels: int = 3, image_size: int = 224,
                  lrn2: bool = True, *, dropout: float) -> None:
         super().__init__()
@@ -85,9 +87,16 @@ class CNNM2048(TaskModel):
 
 
 @torch.no_grad()
-def init_weights(model: nn.Module) -> None:
+def init_weights(model: CNNM2048, input_std: float = 1.0) -> None:
     """Training from scratch: He-normal convolutions and hidden linear layers, N(0, 0.01) classifiers,
-    zero biases."""
+    zero biases; then full6 and full7 are scaled so that, for inputs of standard deviation ``input_std``,
+    full7's outputs start at unit RMS.
+
+    He's initialisation keeps the scale of the input. At the paper's input scale (pixels 0-255 minus the
+    mean, std ~58) that is what keeps the LRNs active, as their constants assume; the LRNs compress it, but
+    full7 would still start an order of magnitude above unit scale, and the classifier's first gradients
+    would blow up. The fully-connected part is ReLU-homogeneous (zero biases), so scaling its two layers
+    sets its output scale without touching the convolutions."""
     heads = {id(m) for m in model.modules() if isinstance(m, TaskHeads) for m in m.modules()}
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -96,3 +105,12 @@ def init_weights(model: nn.Module) -> None:
             else:
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
             nn.init.zeros_(m.bias)
+    was_training = model.training
+    model.eval()
+    probe = torch.randn(2, model.in_channels, model.image_size, model.image_size,
+                        generator=torch.Generator().manual_seed(0)) * input_std
+    rms = float(model.forward_head(model.forward_features(probe), pre_logits=True).pow(2).mean().sqrt())
+    model.train(was_training)
+    if rms > 0:
+        for fc in (m for m in model.pre_logits if isinstance(m, nn.Linear)):
+            fc.weight.mul_(rms ** -0.5)

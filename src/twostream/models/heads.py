@@ -52,6 +52,7 @@ class TaskModel(nn.Module):
 
     pre_logits: nn.Module
     head: TaskHeads
+    input_convention: str  # how RGB pixels become the input (``twostream.conventions``)
 
     def forward_features(self, x: Tensor) -> Tensor:
         raise NotImplementedError
