@@ -19,10 +19,25 @@ ClipsT = TypeVar("ClipsT", bound=Clips)
 
 
 def load_task_split(task: TaskConfig) -> Split:
+    """The task's split: its classes (all, the named ones, or the first N), its held-out fusion groups,
+    and the training videos of its extra data sets."""
     if not task.splits:
         raise UserError(f"tasks.{task.name}.splits: the split files' path is not set")
     split = load_split(task.kind, task.splits, task.fold)
-    return split.hold_out(task.fusion_groups) if task.fusion_groups else split
+    if task.classes or task.first_classes:
+        split = split.restrict(task.classes or split.classes[:task.first_classes])
+    if task.fusion_groups:
+        split = split.hold_out(task.fusion_groups)
+    for i, extra in enumerate(task.extra):
+        if not extra.splits or not extra.cache:
+            raise UserError(f"tasks.{task.name}.extra.{i}: splits and cache must be set")
+        other = load_split(extra.kind, extra.splits, extra.fold)
+        unknown = sorted(set(extra.exclude) - set(other.classes))
+        if unknown:
+            raise UserError(f"tasks.{task.name}.extra.{i}.exclude: {other.name} has no classes {unknown[:5]}")
+        split = split.with_training_videos_of(other.restrict([c for c in other.classes if c not in extra.exclude]),
+                                              extra.cache)
+    return split
 
 
 def make_clips(cls: type[ClipsT], task: TaskConfig, options: InputOptions, samples: list[Sample],

@@ -81,6 +81,8 @@ def _cmd_splits(args: argparse.Namespace) -> int:
     status = 0
     for fold in folds:
         split = load_split(args.kind, args.path, fold)
+        if args.first_classes:
+            split = split.restrict(split.classes[:args.first_classes])
         print(f"{split.name}: {len(split.classes)} classes, {len(split.train)} train, {len(split.test)} test")
         print(textwrap.fill(" ".join(split.classes), 100, initial_indent="  ", subsequent_indent="  "))
         if args.cache:
@@ -241,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="split-file folder (ucf101, hmdb51), class-folder root, or CSV file")
     p.add_argument("--fold", type=int, help="1..3 (default: every fold present)")
     p.add_argument("--cache", help="also list the videos missing from this cache")
+    p.add_argument("--first-classes", type=int, default=0, help="only the first N classes (e.g. 9: UCF-9)")
     p.set_defaults(func=_cmd_splits)
 
     p = sub.add_parser("train", help="train a stream: twostream train CONFIG [key=value ...]")

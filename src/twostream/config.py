@@ -22,6 +22,21 @@ from .models import ARCHS, TRAIN_LAYERS
 
 
 @dataclass
+class ExtraConfig:
+    """Training videos of another data set added to a task as classes of their own (never tested on)."""
+
+    kind: str = field(default="ucf101", metadata={"choices": KINDS})
+    splits: str = ""
+    fold: int = 1
+    cache: str = ""
+    exclude: list[str] = field(default_factory=list)  # classes left out (e.g. those the task has too)
+
+    def __post_init__(self) -> None:
+        if self.kind in FOLDED_KINDS:
+            check_fold(self.fold, "fold:")
+
+
+@dataclass
 class TaskConfig:
     """One data set (the paper's multi-task training has two: UCF-101 and HMDB-51)."""
 
@@ -33,12 +48,19 @@ class TaskConfig:
     skip_missing: bool = False  # train without listed videos that are not in the cache (warns)
     weight: float = 1.0  # this task's share of every batch, relative to the others
     fusion_groups: list[int] = field(default_factory=list)  # training groups held out to fit the fusion on
+    classes: list[str] = field(default_factory=list)  # only these classes (labels renumbered); []: all
+    first_classes: int = 0  # only the first N classes of the list (e.g. of classInd.txt); 0: all
+    extra: list[ExtraConfig] = field(default_factory=list)  # training videos of other data sets
 
     def __post_init__(self) -> None:
         if self.kind in FOLDED_KINDS:
             check_fold(self.fold, "fold:")
         if not self.weight > 0:
             raise UserError(f"weight: must be > 0, got {self.weight}")
+        if self.first_classes < 0:
+            raise UserError(f"first_classes: must be >= 0, got {self.first_classes}")
+        if self.first_classes and self.classes:
+            raise UserError("first_classes: give either classes or first_classes, not both")
 
 
 @dataclass

@@ -184,3 +184,15 @@ def test_dataloader_with_workers_and_balanced_sampler(cache):
     # the same keys in a single process give the same tensors: workers change nothing
     again = next(iter(DataLoader(ds, batch_size=8, sampler=sampler, num_workers=0)))
     assert torch.equal(again["input"], batches[0]["input"])
+
+
+def test_one_dataset_reads_from_two_caches(tmp_path):
+    # a task drawing from two data sets: each sample names its own cache when not the task's
+    make_unit(tmp_path / "hmdb", "brush_hair/a", 5)
+    make_unit(tmp_path / "ucf", "Drumming/v_Drumming_g01_c01", 7)
+    samples = [Sample("brush_hair/a", 0), Sample("Drumming/v_Drumming_g01_c01", 1, str(tmp_path / "ucf"))]
+    ds = TestClips(samples, tmp_path / "hmdb", temporal(length=2, test_positions=2))
+    assert [ds.video(i).num_frames for i in range(2)] == [5, 7]
+    assert ds[1]["input"].shape == (2, 4, H, W)
+    with pytest.raises(UserError, match="1 listed videos are not in the cache"):
+        TestClips([Sample("Drumming/v_Drumming_g01_c01", 1)], tmp_path / "hmdb", temporal())

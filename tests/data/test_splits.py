@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from twostream.data.splits import (Sample, available_folds, csv_split, folder_split, hmdb51_split, load_split,
@@ -101,3 +103,37 @@ def test_splits_command_lists_classes_and_missing_videos(synth_cache, tmp_path, 
     assert main(["splits", "ucf101", str(synth_cache["videos"]), "--cache", str(tmp_path / "empty")]) == 1
     out = capsys.readouterr().out
     assert "16 train videos missing" in out and "RedUp/v_RedUp_g01_c01" in out
+
+
+def test_first_nine_ucf101_classes_are_ucf9_shared_data(shared_data, capsys):
+    from twostream.cli import main
+    root = shared_data / "splits" / "ucfTrainTestlist"
+    for fold, (n_train, n_test) in zip((1, 2, 3), ((873, 341), (888, 326), (871, 343))):
+        split = ucf101_split(root, fold)
+        nine = split.restrict(split.classes[:9])
+        assert (len(nine.train), len(nine.test)) == (n_train, n_test)
+        assert nine.classes == split.classes[:9] and {s.label for s in nine.train} == set(range(9))
+        assert all(nine.classes[s.label] == s.video_id.split("/")[0] for s in nine.train)
+    assert main(["splits", "ucf101", str(root), "--fold", "1", "--first-classes", "9"]) == 0
+    assert "9 classes, 873 train, 341 test" in capsys.readouterr().out
+
+
+def test_hmdb51_plus_ucf101_classes_without_overlap_shared_data(shared_data, tmp_path):
+    # the paper's Table 3 (c): one task drawing its training videos from two data sets (two caches)
+    from twostream.builders import load_task_split
+    from twostream.config import load_config
+    cfg = load_config(Path(__file__).parents[2] / "configs" / "hmdb51_ucf78_temporal_split1.yaml", [
+        f"tasks.0.splits={shared_data / 'splits' / 'testTrainMulti_7030_splits'}",
+        f"tasks.0.extra.0.splits={shared_data / 'splits' / 'ucfTrainTestlist'}",
+        f"tasks.0.extra.0.cache={tmp_path / 'ucf'}"])
+    split = load_task_split(cfg.tasks[0])
+    assert len(split.classes) == 51 + 78
+    assert "Fencing" not in split.classes and "fencing" in split.classes and "Drumming" in split.classes
+    added = [s for s in split.train if s.cache]
+    assert {s.cache for s in added} == {str(tmp_path / "ucf")} and min(s.label for s in added) == 51
+    assert len(split.train) - len(added) == 51 * 70 and len(split.test) == 51 * 30  # HMDB-51's own
+    assert all(not s.cache for s in split.test)  # tested on HMDB-51 only
+    bad = load_config(None, [f"tasks=[{{kind: hmdb51, splits: {shared_data / 'splits' / 'testTrainMulti_7030_splits'}, "
+                             f"extra: [{{splits: {shared_data / 'splits' / 'ucfTrainTestlist'}, cache: c, exclude: [Fencnig]}}]}}]"])
+    with pytest.raises(ValueError, match=r"extra.0.exclude: .* has no classes \['Fencnig'\]"):
+        load_task_split(bad.tasks[0])

@@ -40,7 +40,7 @@ class Clips(Dataset):
         kept, missing, manifests = [], [], []
         for s in samples:
             try:
-                manifests.append(read_manifest(cache, s.video_id))
+                manifests.append(read_manifest(s.cache or cache, s.video_id))
                 kept.append(s)
             except ValueError:
                 missing.append(s.video_id)
@@ -71,7 +71,8 @@ class Clips(Dataset):
 
     def video(self, index: int) -> CachedVideo:
         if index not in self._videos:
-            self._videos[index] = CachedVideo(self.cache, self.samples[index].video_id, self._manifests[index])
+            s = self.samples[index]
+            self._videos[index] = CachedVideo(s.cache or self.cache, s.video_id, self._manifests[index])
         return self._videos[index]
 
     def _item(self, index: int, x: np.ndarray, positions: np.ndarray) -> dict:

@@ -20,6 +20,7 @@ from ..video import VIDEO_EXTENSIONS
 class Sample:
     video_id: str
     label: int
+    cache: str = ""  # the cache holding this video, when not the task's (a task drawing from two data sets)
 
 
 # train: what the streams learn from; test: what they are scored on; fusion: training videos held out of
@@ -60,6 +61,31 @@ class Split:
             raise UserError(f"{self.name}: holding out groups {sorted(held)} leaves {len(train)} training and "
                             f"{len(fusion)} fusion videos; both must be > 0")
         return Split(self.name, self.classes, train, self.test, fusion)
+
+    def restrict(self, classes: list[str]) -> Split:
+        """Only the videos of ``classes`` (kept in this split's class order), labels renumbered."""
+        unknown = [c for c in classes if c not in self.classes]
+        if unknown:
+            raise UserError(f"{self.name}: no classes {unknown[:5]} (it has {len(self.classes)}: "
+                            f"{', '.join(self.classes[:5])}, ...)")
+        kept = [c for c in self.classes if c in set(classes)]
+        new = {self.classes.index(c): i for i, c in enumerate(kept)}
+
+        def keep(samples: list[Sample]) -> list[Sample]:
+            return [Sample(s.video_id, new[s.label], s.cache) for s in samples if s.label in new]
+
+        return Split(f"{self.name}[{len(kept)} classes]", kept, keep(self.train), keep(self.test), keep(self.fusion))
+
+    def with_training_videos_of(self, other: Split, cache: str) -> Split:
+        """This split plus ``other``'s training videos (read from ``cache``) as classes of their own, after
+        this split's (the paper's HMDB-51 set-up (c): HMDB-51 plus non-overlapping UCF-101 classes)."""
+        shared = sorted(set(self.classes) & set(other.classes))
+        if shared:
+            raise UserError(f"{self.name} and {other.name} share classes {shared[:5]}: restrict one of them")
+        offset = len(self.classes)
+        added = [Sample(s.video_id, s.label + offset, cache) for s in other.train]
+        return Split(f"{self.name}+{other.name}", self.classes + other.classes, self.train + added, self.test,
+                     self.fusion)
 
 
 FOLDS = (1, 2, 3)  # the published splits of UCF-101 and HMDB-51
@@ -204,4 +230,4 @@ def missing_videos(samples: list[Sample], cache: str | Path) -> list[str]:
     """Ids of the listed videos that have no complete unit in ``cache``."""
     from ..cache import is_complete
 
-    return [s.video_id for s in samples if not is_complete(cache, s.video_id)]
+    return [s.video_id for s in samples if not is_complete(s.cache or cache, s.video_id)]
