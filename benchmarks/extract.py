@@ -12,7 +12,8 @@ import tempfile
 import time
 
 from _common import data_dir, finish, parser, table
-from twostream.extract import ExtractOptions, extract_all, find_videos
+from twostream.extract import ExtractOptions, extract_all
+from twostream.sources import find_videos
 
 METHODS = {
     "dis-fast": ("dis", {"preset": "fast"}), "dis-medium (default)": ("dis", {"preset": "medium"}),

@@ -18,7 +18,8 @@ from twostream.data.inputs import InputOptions
 from twostream.models import input_convention
 from twostream.data.sampling import ClassBalancedSampler
 from twostream.data.splits import Sample
-from twostream.extract import ExtractOptions, extract_all, find_videos
+from twostream.extract import ExtractOptions, extract_all
+from twostream.sources import find_videos
 
 
 def throughput(dataset, workers: int, batches: int, batch_size: int) -> float:

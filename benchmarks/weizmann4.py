@@ -16,7 +16,8 @@ import numpy as np
 
 from _common import data_dir, finish, parser
 from twostream.config import load_config
-from twostream.extract import ExtractOptions, extract_all, find_videos
+from twostream.extract import ExtractOptions, extract_all
+from twostream.sources import find_videos
 from twostream.runs import RunDir
 from twostream.table import markdown, splits_table
 from twostream.train import train

@@ -89,7 +89,8 @@ def tiny_videos(tmp_path: Path):
 @pytest.fixture(scope="session")
 def synth_cache(tmp_path_factory) -> dict:
     """A tiny synthetic data set (4 classes x 6 videos, 12 frames of 80x64), extracted once per session."""
-    from twostream.extract import ExtractOptions, extract_all, find_videos
+    from twostream.extract import ExtractOptions, extract_all
+    from twostream.sources import find_videos
     from twostream.synth import SynthOptions, generate
 
     root = tmp_path_factory.mktemp("synth")

@@ -74,10 +74,12 @@ def test_decode_real_ucf101_clips_shared_data(shared_data):
             assert info.fps == pytest.approx(25)
 
 
-def test_truncated_real_clip_keeps_its_decodable_frames_shared_data(shared_data, tmp_path):
-    src = shared_data / "clips" / "ucf101" / "v_Basketball_g01_c01.avi"
+def test_truncated_real_clip_is_refused_unless_accepted_shared_data(shared_data, tmp_path):
+    src = shared_data / "clips" / "ucf101" / "v_Basketball_g01_c01.avi"  # its AVI header declares 141 frames
     cut = tmp_path / "cut.avi"
     cut.write_bytes(src.read_bytes()[: src.stat().st_size // 3])
-    frames, _ = read_video(cut)  # the decodable frames of a cut AVI are kept, no error
+    with pytest.raises(VideoError, match=r"cut.avi: truncated: \d+ frames decoded of the 141"):
+        read_video(cut)
+    frames, info = read_video(cut, accept_truncated=True)  # the decodable frames of the cut AVI, kept
     full, _ = read_video(src)
-    assert 0 < len(frames) < len(full) and np.array_equal(frames[0], full[0])
+    assert info.declared_frames == 141 and 0 < len(frames) < len(full) and np.array_equal(frames[0], full[0])

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import uuid
+import zlib
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -26,6 +27,7 @@ import numpy as np
 from . import __version__
 from .errors import UserError
 from .flow.codec import decode_jpeg, encode_jpeg
+from .io import fsync_dir, fsync_file
 from .record import ExtractionRecord
 
 MANIFEST = "manifest.json"
@@ -44,24 +46,37 @@ def _tmp_name(final: Path) -> Path:
     return final.with_name(f".{final.name}{TMP_MARK}{uuid.uuid4().hex[:8]}")
 
 
-def remove_stale(root: str | Path, video_id: str) -> None:
-    """Delete temporary folders a killed run left behind for ``video_id``."""
+def remove_stale(root: str | Path, video_id: str) -> list[Path]:
+    """Delete the temporary folders a killed run left behind for ``video_id``; returns them. (Matched by
+    prefix, not glob: ids may hold ``[`` or ``]``.)"""
     final = unit_dir(root, video_id)
-    if final.parent.is_dir():
-        for tmp in final.parent.glob(f".{final.name}{TMP_MARK}*"):
-            shutil.rmtree(tmp, ignore_errors=True)
+    if not final.parent.is_dir():
+        return []
+    prefix = f".{final.name}{TMP_MARK}"
+    stale = [p for p in final.parent.iterdir() if p.name.startswith(prefix)]
+    for tmp in stale:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return stale
+
+
+def leftovers(root: str | Path) -> list[Path]:
+    """Temporary unit folders under ``root`` (a killed run's, or one still being written)."""
+    return sorted(p for p in Path(root).rglob(f"*{TMP_MARK}*") if p.is_dir() and TMP_MARK not in str(p.parent))
 
 
 class _Pack:
-    """An append-only file of JPEG blobs with their offsets."""
+    """An append-only file of JPEG blobs with their offsets and CRC-32s (a flipped byte is named at read)."""
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         self.file: BinaryIO = open(path, "wb")
         self.offsets = [0]
+        self.crcs: list[int] = []
 
     def add(self, blob: bytes) -> None:
         self.file.write(blob)
         self.offsets.append(self.offsets[-1] + len(blob))
+        self.crcs.append(zlib.crc32(blob))
 
 
 class UnitWriter:
@@ -111,6 +126,8 @@ class UnitWriter:
 
     def commit(self, info: dict[str, Any]) -> Path:
         for pack in self.packs.values():
+            pack.file.flush()
+            os.fsync(pack.file.fileno())  # on disk before the rename makes the unit visible
             pack.file.close()
         n = len(self.packs["rgb"].offsets) - 1
         nflow = (len(self.packs["flow"].offsets) - 1) // 2
@@ -121,8 +138,11 @@ class UnitWriter:
             "format": FORMAT, "video_id": self.video_id, **info,
             "num_frames": n, "height": self.size[0], "width": self.size[1], **self.record.to_manifest(),
             "twostream_version": __version__, "offsets": {k: p.offsets for k, p in self.packs.items()},
+            "crc32": {k: p.crcs for k, p in self.packs.items()},
         }
         (self.tmp / MANIFEST).write_text(json.dumps(manifest))
+        fsync_file(self.tmp / MANIFEST)
+        fsync_dir(self.tmp)
         if self.final.exists():  # --overwrite: move the old unit aside, then swap
             old = _tmp_name(self.final)
             self.final.rename(old)
@@ -130,16 +150,19 @@ class UnitWriter:
             shutil.rmtree(old, ignore_errors=True)
         else:
             self.tmp.rename(self.final)
+        fsync_dir(self.final.parent)
         return self.final
 
     def __enter__(self) -> UnitWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        for pack in self.packs.values():
-            pack.file.close()
-        if self.tmp.exists():
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        try:
+            for pack in self.packs.values():
+                pack.file.close()  # may fail itself (a full disk at the last flush)
+        finally:
+            if self.tmp.exists():
+                shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def read_manifest(root: str | Path, video_id: str) -> dict[str, Any]:
@@ -151,13 +174,52 @@ def read_manifest(root: str | Path, video_id: str) -> dict[str, Any]:
         raise UserError(f"{video_id}: not in the cache at {root}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{video_id}: corrupt manifest {d / MANIFEST} ({exc})") from None
-    if manifest.get("format") != FORMAT:
-        raise UserError(f"{video_id}: cache format {manifest.get('format')}, this version reads {FORMAT}")
+    _check_manifest(manifest, video_id, d / MANIFEST)
     for name, offsets in manifest["offsets"].items():
         path = d / PACKS[name]
         if not path.is_file() or path.stat().st_size != offsets[-1]:
             raise UserError(f"{video_id}: {path} is missing or truncated")
     return manifest
+
+
+def _check_manifest(m: Any, video_id: str, where: Path) -> None:
+    """Refuse, naming the file and the key, a manifest whose structure or counts do not hold together."""
+    if not isinstance(m, dict):
+        raise UserError(f"{video_id}: {where} is not a manifest (a JSON {type(m).__name__})")
+    if m.get("format") != FORMAT:
+        raise UserError(f"{video_id}: cache format {m.get('format')}, this version reads {FORMAT}")
+    offsets, n = m.get("offsets"), m.get("num_frames")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise UserError(f"{video_id}: {where}: num_frames must be a positive integer, got {n!r}")
+    if not isinstance(offsets, dict) or "rgb" not in offsets or "flow" not in offsets or set(offsets) - set(PACKS):
+        raise UserError(f"{video_id}: {where}: offsets must map rgb, flow (and flow_back) to lists")
+    for name, off in offsets.items():
+        want = n + 1 if name == "rgb" else 2 * (n - 1) + 1
+        if not isinstance(off, list) or len(off) != want or any(not isinstance(o, int) for o in off) \
+                or any(b < a for a, b in zip(off, off[1:])) or off[0] != 0:
+            raise UserError(f"{video_id}: {where}: offsets.{name} must be {want} increasing integers from 0 "
+                            f"for {n} frames")
+    crcs = m.get("crc32")
+    if crcs is not None and (not isinstance(crcs, dict) or any(len(crcs.get(k, [])) != len(v) - 1
+                                                             for k, v in offsets.items())):
+        raise UserError(f"{video_id}: {where}: crc32 must list one checksum per JPEG of each pack")
+
+
+def verify_unit(root: str | Path, video_id: str) -> list[str]:
+    """Every JPEG of a unit checked against its CRC-32: the problems found (empty: intact; a unit made
+    before checksums were recorded can only be checked for size)."""
+    try:
+        video = CachedVideo(root, video_id)
+    except ValueError as exc:
+        return [str(exc)]
+    problems = []
+    for pack, offsets in video._offsets.items():
+        for i in range(len(offsets) - 1):
+            try:
+                video._blob(pack, i)
+            except ValueError as exc:
+                problems.append(str(exc))
+    return problems
 
 
 def is_complete(root: str | Path, video_id: str) -> bool:
@@ -206,9 +268,16 @@ class CachedVideo:
         start, end = int(offsets[i]), int(offsets[i + 1])
         fd = os.open(self.dir / PACKS[pack], os.O_RDONLY)
         try:
-            return os.pread(fd, end - start, start)
+            blob = os.pread(fd, end - start, start)
         finally:
             os.close(fd)
+        crcs = self.manifest.get("crc32")
+        if crcs is not None and zlib.crc32(blob) != crcs[pack][i]:
+            what = f"frame {i}" if pack == "rgb" else f"{'backward ' if pack == 'flow_back' else ''}flow {i // 2} " \
+                                                     f"({'xy'[i % 2]})"
+            raise UserError(f"{self.video_id}: {what} is corrupt in {self.dir / PACKS[pack]} (checksum "
+                            "mismatch): extract it again")
+        return blob
 
     def _check(self, t: int, n: int, what: str) -> None:
         if not 0 <= t < n:
@@ -217,11 +286,19 @@ class CachedVideo:
     def frame(self, t: int) -> np.ndarray:
         """Frame t: ``uint8[H, W, 3]`` RGB."""
         self._check(t, self.num_frames, "frame")
-        return decode_jpeg(self._blob("rgb", t), color=True)
+        blob = self._blob("rgb", t)
+        try:
+            return decode_jpeg(blob, color=True)
+        except ValueError as exc:
+            raise UserError(f"{self.video_id}: frame {t}: {exc}") from None
 
     def _field(self, pack: str, t: int) -> np.ndarray:
         self._check(t, self.num_flows, "flow")
-        return self.codec.decode(self._blob(pack, 2 * t), self._blob(pack, 2 * t + 1))
+        x, y = self._blob(pack, 2 * t), self._blob(pack, 2 * t + 1)
+        try:
+            return self.codec.decode(x, y)
+        except ValueError as exc:
+            raise UserError(f"{self.video_id}: flow {t}: {exc}") from None
 
     def flow(self, t: int) -> np.ndarray:
         """Forward flow t (frame t -> t+1): ``float32[H, W, 2]`` pixels."""

@@ -22,9 +22,10 @@ from .runs import PARTS
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    from .extract import extract_all, find_videos, parse_shard, shard, write_report
+    from .extract import extract_all, write_report
+    from .sources import parse_shard, scan_videos, shard
 
-    videos = find_videos(args.src)
+    videos, not_videos = scan_videos(args.src)
     if args.shard:
         videos = shard(videos, *parse_shard(args.shard))
     params = json.loads(args.flow_params) if args.flow_params else {}
@@ -32,34 +33,56 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         params.setdefault("preset", args.preset)
     options = ExtractOptions(flow_method=args.flow, flow_params=params, short_side=args.short_side,
                              bidirectional=args.bidirectional, bound=args.bound,
-                             flow_quality=args.quality, rgb_quality=args.rgb_quality)
+                             flow_quality=args.quality, rgb_quality=args.rgb_quality,
+                             accept_truncated=args.accept_truncated, verify=not args.no_verify)
     results = extract_all(videos, args.out, options, workers=args.workers, overwrite=args.overwrite,
                           progress=not args.quiet)
     if args.report:
-        write_report(results, args.report)
+        write_report(results, args.report, not_videos)
     failed = [r for r in results if r.status == "failed"]
     ok = sum(r.status == "ok" for r in results)
     skipped = sum(r.status == "skipped" for r in results)
     print(f"{ok} extracted, {skipped} already complete, {len(failed)} failed -> {args.out}")
+    for r in results:
+        if r.status == "ok" and r.reason:
+            print(f"{r.video_id}: {r.reason}")
+    for path, why in not_videos:
+        print(f"SKIPPED {path}: {why}", file=sys.stderr)
     for r in failed:
         print(f"FAILED {r.source}: {r.reason}", file=sys.stderr)
     return 1 if failed else 0
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .cache import list_cached, read_manifest
+    from .cache import leftovers, list_cached, read_manifest, verify_unit
 
-    ids = list_cached(args.cache)
-    frames = 0
-    for vid in ids:
-        m = read_manifest(args.cache, vid)
+    if not Path(args.cache).is_dir():
+        raise UserError(f"{args.cache}: no such cache folder")
+    ids, frames, bad = list_cached(args.cache), 0, []
+    for vid in ids:  # every unit is looked at: one bad unit does not hide the others
+        try:
+            m = read_manifest(args.cache, vid)
+        except ValueError as exc:
+            bad.append(str(exc))
+            continue
+        problems = verify_unit(args.cache, vid) if args.verify else []
+        if problems:
+            bad.append(f"{problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+            continue
         frames += m["num_frames"]
         if args.verbose:
             print(f"{vid}: {m['num_frames']} frames {m['width']}x{m['height']} @ {m['fps']:.2f} fps, "
                   f"flow {m['flow']['method']}")
     size = sum(p.stat().st_size for p in Path(args.cache).rglob("*") if p.is_file())
-    print(f"{args.cache}: {len(ids)} videos, {frames} frames, {size / 2**20:.1f} MiB")
-    return 0
+    print(f"{args.cache}: {len(ids) - len(bad)} videos, {frames} frames, {size / 2**20:.1f} MiB"
+          + (" (every JPEG checked)" if args.verify else ""))
+    for line in bad:
+        print(f"BAD {line}", file=sys.stderr)
+    tmp = leftovers(args.cache)
+    if tmp:
+        print(f"{len(tmp)} temporary unit folders (a killed run's, or one being written; the next extract of "
+              f"their videos removes them): {', '.join(str(p) for p in tmp[:5])}", file=sys.stderr)
+    return 1 if bad else 0
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -217,13 +240,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality", type=int, default=ExtractOptions.flow_quality, help="flow JPEG quality")
     p.add_argument("--rgb-quality", type=int, default=ExtractOptions.rgb_quality, help="RGB JPEG quality")
     p.add_argument("--overwrite", action="store_true", help="re-extract complete units too")
+    p.add_argument("--accept-truncated", action="store_true",
+                   help="keep the frames of files shorter than their container declares (recorded in the manifest)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="on a re-run, do not check complete units' JPEGs against their checksums")
     p.add_argument("--report", help="write a JSON report here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_extract)
 
-    p = sub.add_parser("info", help="summarise a cache")
+    p = sub.add_parser("info", help="summarise a cache; list its bad units (exit status 1 if any)")
     p.add_argument("cache")
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--verify", action="store_true", help="check every JPEG against its checksum")
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("synth", help="generate a synthetic action data set (real videos, UCF-101 layout)")

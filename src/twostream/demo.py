@@ -13,7 +13,8 @@ from pathlib import Path
 
 from .config import load_config
 from .errors import UserError
-from .extract import ExtractOptions, extract_all, find_videos
+from .extract import ExtractOptions, extract_all
+from .sources import find_videos
 from .fusion import fuse
 from .report import ACCURACY_HEADERS, accuracy_rows, write_report
 from .runs import RunDir, fused_path

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing as mp
+import os
+import signal
+import threading
 import time
-import zlib
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -16,14 +19,14 @@ from typing import Any
 import cv2
 from tqdm import tqdm
 
-from .cache import UnitWriter, read_manifest, remove_stale, unit_dir
+from .cache import UnitWriter, read_manifest, remove_stale, unit_dir, verify_unit
 from .errors import UserError
 from .flow import DEFAULT_METHOD, build_flow, iter_flow
 from .flow.base import FlowEstimator
 from .flow.codec import BOUND, QUALITY, FlowCodec
 from .io import atomic_write_text
 from .record import ExtractionRecord
-from .video import SHORT_SIDE, VIDEO_EXTENSIONS, VideoError, iter_frames
+from .video import SHORT_SIDE, VideoError, is_truncated, iter_frames
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,15 @@ class ExtractOptions:
     bound: float = BOUND
     flow_quality: int = QUALITY
     rgb_quality: int = 95
+    accept_truncated: bool = False  # keep the frames of a file shorter than its container says (recorded)
+    verify: bool = True  # a re-run checks every JPEG of a complete unit against its checksum
+
+    def __post_init__(self) -> None:
+        if self.short_side < 0:
+            raise UserError(f"short side must be >= 0 (0 keeps the size), got {self.short_side}")
+        if not 1 <= self.rgb_quality <= 100:
+            raise UserError(f"RGB JPEG quality must be 1..100, got {self.rgb_quality}")
+        FlowCodec(self.bound, self.flow_quality)  # checks them
 
     def record(self) -> ExtractionRecord:
         """What a unit made with these options records, and must match to be reused by a re-run."""
@@ -62,57 +74,6 @@ class VideoResult:
     seconds: float = 0.0
 
 
-def find_videos(src: str | Path) -> list[tuple[str, Path]]:
-    """(video id, path) pairs, sorted by id.
-
-    ``src`` is a folder (searched recursively; the id is the path relative to it without extension)
-    or a text file with one video path per line (relative paths are relative to the file's folder;
-    the id is that relative path without extension, or the file name's stem for paths outside it).
-    """
-    src = Path(src)
-    if src.is_dir():
-        paths = [p for p in src.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()
-                 and not p.name.startswith(".")]
-        pairs = [(p.relative_to(src).with_suffix("").as_posix(), p) for p in paths]
-    elif src.is_file():
-        pairs = []
-        for line in src.read_text().splitlines():
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            p = Path(line) if Path(line).is_absolute() else src.parent / line
-            try:
-                vid = p.relative_to(src.parent).with_suffix("").as_posix()
-            except ValueError:
-                vid = p.stem
-            pairs.append((vid, p))
-    else:
-        raise UserError(f"{src}: neither a folder of videos nor a list file")
-    seen: dict[str, Path] = {}
-    for vid, p in pairs:
-        if vid in seen:
-            raise UserError(f"two videos map to the id {vid!r}: {seen[vid]} and {p}")
-        seen[vid] = p
-    return sorted(pairs)
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """"I/N" -> (i, n) with 0 <= i < n."""
-    try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise UserError(f"shard must look like I/N (e.g. 0/4), got {text!r}") from None
-    if not 0 <= i < n:
-        raise UserError(f"shard I/N needs 0 <= I < N, got {text!r}")
-    return i, n
-
-
-def shard(videos: Sequence[tuple[str, Path]], index: int, count: int) -> list[tuple[str, Path]]:
-    """Shard ``index`` of ``count``: the videos whose id hashes (CRC-32) to it. Deterministic on every
-    machine, and a video keeps its shard when others are added to or removed from the list."""
-    return [v for v in videos if zlib.crc32(v[0].encode()) % count == index]
-
-
 _ESTIMATORS: dict[str, FlowEstimator] = {}
 
 
@@ -123,28 +84,70 @@ def _estimator(options: ExtractOptions) -> FlowEstimator:
     return _ESTIMATORS[key]
 
 
+def source_fingerprint(path: str | Path) -> dict[str, Any]:
+    """Size, modification time and a SHA-256 of the first and last MiB: enough to see a replaced source
+    without reading it whole."""
+    path = Path(path)
+    st = path.stat()
+    h = hashlib.sha256(str(st.st_size).encode())
+    with open(path, "rb") as f:
+        h.update(f.read(1 << 20))
+        if st.st_size > 2 << 20:
+            f.seek(-(1 << 20), os.SEEK_END)
+            h.update(f.read())
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "head_tail_sha256": h.hexdigest()}
+
+
+def source_changed(recorded: dict[str, Any] | None, path: str | Path) -> bool:
+    """Whether the source differs from the one a unit recorded (units made before fingerprints: no)."""
+    if not recorded:
+        return False
+    st = Path(path).stat()
+    if st.st_size == recorded.get("size") and st.st_mtime_ns == recorded.get("mtime_ns"):
+        return False  # the cheap test first: no read
+    return source_fingerprint(path)["head_tail_sha256"] != recorded.get("head_tail_sha256")
+
+
+def _unit_state(out: str | Path, video_id: str, record: ExtractionRecord, path: str | Path,
+                verify: bool) -> tuple[dict | None, str]:
+    """(manifest, "") for a unit a re-run can keep; (None, why) for one to make again. A unit made with
+    other settings is an error (``--overwrite`` replaces it)."""
+    try:
+        manifest = read_manifest(out, video_id)
+        have = ExtractionRecord.from_manifest(manifest)
+    except ValueError as exc:
+        return None, f"incomplete or invalid ({exc})"
+    diff = record.differences(have)
+    if diff:
+        raise UserError(f"cached with other settings ({', '.join(diff)}); use --overwrite")
+    if source_changed(manifest.get("source_fingerprint"), path):
+        return None, "its source changed"
+    problems = verify_unit(out, video_id) if verify else []
+    if problems:
+        return None, f"corrupt ({problems[0]}{f' and {len(problems) - 1} more' if len(problems) > 1 else ''})"
+    return manifest, ""
+
+
 def extract_video(video_id: str, path: str | Path, out: str | Path, options: ExtractOptions,
                   overwrite: bool = False) -> VideoResult:
-    """Decode, rescale, compute flow, encode and write one unit. Never raises for a bad video:
-    the failure is returned with its reason."""
+    """Decode, rescale, compute flow, encode and write one unit. Never raises for a bad video, nor for
+    anything else that goes wrong with this one video: the failure is returned with its reason."""
     start = time.perf_counter()
     result = VideoResult(video_id, str(path), "ok")
     try:
         record = options.record()
+        if not Path(path).is_file():
+            raise VideoError(f"{path}: not a file" if Path(path).exists() else f"{path}: no such file")
         if not overwrite and unit_dir(out, video_id).exists():
-            try:
-                manifest = read_manifest(out, video_id)
-                have = ExtractionRecord.from_manifest(manifest)
-            except ValueError:
-                manifest = None  # incomplete or corrupt: extract again
+            manifest, why = _unit_state(out, video_id, record, path, options.verify)
             if manifest is not None:
-                diff = record.differences(have)
-                if diff:
-                    raise UserError(f"cached with other settings ({', '.join(diff)}); use --overwrite")
+                remove_stale(out, video_id)
                 result.status, result.frames = "skipped", manifest["num_frames"]
                 return result
+            result.reason = f"made again: {why}"
         remove_stale(out, video_id)
-        info, frames = iter_frames(path, options.short_side)
+        fingerprint = source_fingerprint(path)
+        info, frames = iter_frames(path, options.short_side, options.accept_truncated)
         estimator = _estimator(options)
         with UnitWriter(out, video_id, record) as writer:
 
@@ -160,17 +163,45 @@ def extract_video(video_id: str, path: str | Path, out: str | Path, options: Ext
             n = len(writer.packs["rgb"].offsets) - 1
             if n < 2:
                 raise VideoError(f"{path}: {n} frame(s); flow needs at least 2")
-            writer.commit({"source": str(path), "fps": info.fps, "codec_name": info.codec,
-                           "source_width": info.source_width, "source_height": info.source_height})
+            writer.commit({"source": str(path), "source_fingerprint": fingerprint, "fps": info.fps,
+                           "codec_name": info.codec, "source_width": info.source_width,
+                           "source_height": info.source_height, "rotation": info.rotation,
+                           "declared_frames": info.declared_frames,
+                           "truncated": is_truncated(info.declared_frames, n)})
             result.frames = n
-    except (VideoError, ValueError, OSError) as exc:
+    except (ValueError, OSError) as exc:  # bad input (UserError, VideoError) or a file system error
         result.status, result.reason = "failed", str(exc)
+    except Exception as exc:  # anything else is still this video's failure, never the run's
+        result.status, result.reason = "failed", f"{type(exc).__name__}: {exc}"
     result.seconds = round(time.perf_counter() - start, 3)
     return result
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int) -> None:
     cv2.setNumThreads(1)  # one process per core does better than threads fighting over the cores
+    _exit_with_parent(parent)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker must not outlive its parent (a kill -9 of ``twostream extract`` would leave it idle
+    forever): Linux kills it with its parent; elsewhere a thread watches the parent's pid."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        if libc.prctl(1, signal.SIGKILL) == 0:  # PR_SET_PDEATHSIG
+            if os.getppid() != parent:  # the parent died before the call
+                os._exit(1)
+            return
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _run_one(args: tuple) -> VideoResult:
@@ -184,7 +215,8 @@ def _run_pool(jobs: list[tuple], workers: int, done, run=_run_one) -> None:
 
     def pool(n: int) -> ProcessPoolExecutor:
         # spawn, not fork: OpenCV's and FFmpeg's thread pools do not survive a fork safely
-        return ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=_worker_init)
+        return ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                                   initargs=(os.getpid(),))
 
     queue, suspects = list(reversed(jobs)), []
     while queue or suspects:
@@ -218,6 +250,8 @@ def extract_all(videos: Sequence[tuple[str, Path]], out: str | Path, options: Ex
     if workers < 1:
         raise UserError(f"workers must be >= 1, got {workers}")
     options.record()  # fail now, not once per video, on a bad method or parameter
+    if Path(out).exists() and not Path(out).is_dir():
+        raise UserError(f"{out}: the output is a file, not a folder")
     Path(out).mkdir(parents=True, exist_ok=True)
     jobs = [(vid, path, out, options, overwrite) for vid, path in videos]
     results: dict[str, VideoResult] = {}
@@ -243,10 +277,14 @@ def extract_all(videos: Sequence[tuple[str, Path]], out: str | Path, options: Ex
     return [results[vid] for vid, _ in videos if vid in results]
 
 
-def write_report(results: Sequence[VideoResult], path: str | Path) -> None:
-    """JSON report: a summary and, per video, status, reason, frames and seconds."""
+def write_report(results: Sequence[VideoResult], path: str | Path,
+                 not_videos: Sequence[tuple[str, str]] = ()) -> None:
+    """JSON report: a summary and, per video, status, reason, frames and seconds; and the paths named
+    like videos that are not (a folder, a dangling link, a link loop), with why."""
     summary = {s: sum(r.status == s for r in results) for s in ("ok", "skipped", "failed")}
     summary["frames"] = sum(r.frames for r in results if r.status == "ok")
     summary["seconds"] = round(sum(r.seconds for r in results), 3)
-    atomic_write_text(path, json.dumps({"summary": summary, "videos": [asdict(r) for r in results]},
+    summary["not_videos"] = len(not_videos)
+    atomic_write_text(path, json.dumps({"summary": summary, "videos": [asdict(r) for r in results],
+                                        "not_videos": [{"path": p, "reason": why} for p, why in not_videos]},
                                        indent=1))

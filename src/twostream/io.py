@@ -1,29 +1,88 @@
-"""Small file helpers: everything the toolkit writes goes to a temporary name first, then is renamed."""
+"""Small file helpers: everything the toolkit writes goes to a temporary name first, then is renamed.
+
+Temporary files are named ``.<name>.<random>.tmp`` beside their target (``TMP_SUFFIX``): a process
+killed mid-write leaves one behind, and ``remove_leftovers`` deletes those of a folder at the next run.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from .errors import UserError
+
+TMP_SUFFIX = ".tmp"
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Make a rename or a new entry in ``path`` durable (a crash after it keeps it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: str | Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``; nothing half-written
-    is ever visible at ``path``, and an old file there survives a failed write."""
+    """Call ``write(tmp_path)``, flush it to disk, then rename it onto ``path`` and flush the folder:
+    nothing half-written is ever visible at ``path``, an old file there survives a failed write, and the
+    new file has the permissions the umask gives (not ``mkstemp``'s 0600). A full disk is a ``UserError``
+    naming the file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())
+        fsync_file(tmp)
         os.replace(tmp, path)
-    except BaseException:
+        fsync_dir(path.parent)
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if _no_space(exc):
+            raise UserError(f"{path}: no space left on device (nothing was written; the previous file, if "
+                            "any, is kept)") from None
         raise
     return path
+
+
+def _no_space(exc: BaseException) -> bool:
+    """Whether ``exc`` is a full disk: an OSError ENOSPC, or torch's serializer's RuntimeError about it."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("No space left on device" in text or "file write failed" in text)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda p: p.write_text(text))
 
+
+def remove_leftovers(folder: str | Path, name: str) -> list[Path]:
+    """Delete the temporary files a killed ``atomic_write`` of ``folder/name`` left behind; returns them."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    prefix = f".{name}."
+    gone = [p for p in folder.iterdir() if p.name.startswith(prefix) and p.name.endswith(TMP_SUFFIX)]
+    for p in gone:
+        p.unlink(missing_ok=True)
+    return gone

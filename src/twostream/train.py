@@ -25,8 +25,9 @@ from .data.datasets import TaskConcat, TrainClips, ValClips
 from .data.sampling import MultiTaskSampler
 from .devices import pick_device
 from .errors import UserError
-from .io import atomic_write_text
+from .io import atomic_write_text, remove_leftovers
 from .models import input_convention
+from .resume import check_resume
 from .runs import RunDir
 from .step import AllHeads, train_step
 
@@ -69,21 +70,50 @@ def validate(model: nn.Module, datasets: list, names: list[str], device: torch.d
     return out
 
 
-def _new_window(device: torch.device) -> dict:
-    return {"loss": torch.zeros((), device=device), "correct": 0, "seen": 0, "steps": 0, "start": time.perf_counter()}
+def _new_window(device: torch.device, saved: dict | None = None, main_process: bool = True) -> dict:
+    """The running sums of a logging window; ``saved`` (from a checkpoint: the sums over all processes)
+    continues the window a stopped run had open, so the first line after a resume is the one an
+    uninterrupted run logs (the main process carries the sums; the others add their shares)."""
+    window = {"loss": torch.zeros((), device=device), "correct": 0, "seen": 0, "steps": 0,
+              "start": time.perf_counter()}
+    if saved:
+        window["seen"], window["steps"] = saved["seen"], saved["steps"]
+        if main_process:
+            window["loss"] += saved["loss"]
+            window["correct"] = saved["correct"]
+    return window
+
+
+def _window_totals(window: dict, world: int) -> dict:
+    """The open window's sums over all processes (every process must call it), for the checkpoint."""
+    loss = window["loss"].detach().clone()
+    correct = torch.as_tensor(window["correct"], device=loss.device).clone()
+    if world > 1:
+        dist.all_reduce(loss)
+        dist.all_reduce(correct)
+    return {"loss": float(loss), "correct": int(correct), "seen": window["seen"], "steps": window["steps"]}
 
 
 def _trim_metrics(path: Path, iteration: int) -> None:
-    """On resume, drop the lines a stopped run logged after its last checkpoint (they are redone)."""
+    """On resume, drop the lines a stopped run logged after its last checkpoint (they are redone), and a
+    last line a kill cut short; on a fresh start (``iteration`` 0) every line of an earlier attempt."""
+    kept = []
     if path.exists():
-        lines = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["iteration"] <= iteration]
-        atomic_write_text(path, "".join(ln + "\n" for ln in lines))
+        for line in path.read_text().splitlines():
+            try:
+                if json.loads(line)["iteration"] <= iteration:
+                    kept.append(line)
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a line cut short by a kill
+    atomic_write_text(path, "".join(ln + "\n" for ln in kept))
 
 
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
     """Train as ``cfg`` says, writing the run's config, metrics and checkpoint in ``run_dir`` (``RunDir``).
     Returns the last logged metrics."""
     run = RunDir(run_dir)
+    if run.path.exists() and not run.path.is_dir():
+        raise UserError(f"{run.path}: the run folder is a file")
     rank, world, local_rank = _dist_setup()
     main_process = rank == 0
     device = pick_device(cfg.run.device, local_rank)
@@ -96,6 +126,10 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                          f"micro-batches of {o.micro_batch}")
     micro = min(o.micro_batch, per_step)
     accumulate = per_step // micro
+    ckpt, changes = None, []
+    if resume:  # before any work: a refused change must cost nothing
+        ckpt = load_checkpoint(run.checkpoint)
+        changes = check_resume(ckpt["config"], to_dict(cfg), ckpt["iteration"])
     torch.manual_seed(cfg.run.seed)
 
     # data: one training set per task; validation on each task's test split
@@ -119,21 +153,24 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     use_amp = cfg.run.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
-    iteration, rng_state = 0, None
-    if resume:
-        ckpt = load_checkpoint(run.checkpoint)
+    iteration, rng_state, resumes = 0, None, []
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
         iteration, rng_state = ckpt["iteration"], ckpt["rng"]
+        resumes = ckpt.get("resumes", []) + ([{"iteration": iteration, "changes": [list(c) for c in changes]}]
+                                             if changes else [])
+        for key, old, new in changes:
+            print(f"resume at iteration {iteration}: {key} {old!r} -> {new!r}")
     elif main_process and run.checkpoint.exists():
         raise UserError(f"{run.path} already holds a run: pass --resume, or choose another run folder")
     if main_process:
         run.path.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(run.path, run.checkpoint.name)  # a checkpoint write a kill interrupted
         save_config(cfg, run.config)
-        if resume:
-            _trim_metrics(run.metrics, iteration)
+        _trim_metrics(run.metrics, iteration)
         if report:
             print(f"pretrained {cfg.model.pretrained}: {len(report['loaded'])} tensors loaded, converted "
                   f"{report['converted'] or 'none'}, adapted {report['adapted'] or 'none'}, skipped "
@@ -159,7 +196,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                dynamic_ncols=True, unit="it")
     last: dict = {}
     # running sums stay on the device; they are read (a GPU sync) only when a line is logged
-    window = _new_window(device)
+    window = _new_window(device, ckpt.get("window") if ckpt else None, main_process)
     try:
         while iteration < o.iterations:
             # the rows of each task in this batch, over all processes: the loss is each task's mean over it
@@ -190,12 +227,14 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                 if metrics_file:
                     metrics_file.write(json.dumps(last) + "\n")
                     metrics_file.flush()
-            if main_process and (iteration % cfg.run.checkpoint_every == 0 or iteration == o.iterations):
-                save_checkpoint(run.checkpoint, {
-                    "model": model.state_dict(), "model_args": model_args(cfg, classes), "config": to_dict(cfg),
-                    "input_convention": convention,
-                    "classes": classes, "iteration": iteration, "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": _rng_state()})
+            if iteration % cfg.run.checkpoint_every == 0 or iteration == o.iterations:
+                totals = _window_totals(window, world)
+                if main_process:
+                    save_checkpoint(run.checkpoint, {
+                        "model": model.state_dict(), "model_args": model_args(cfg, classes), "config": to_dict(cfg),
+                        "input_convention": convention, "classes": classes, "iteration": iteration,
+                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                        "scaler": scaler.state_dict(), "rng": _rng_state(), "window": totals, "resumes": resumes})
         if world > 1:
             _check_in_sync(model)
     finally:

@@ -27,9 +27,27 @@ class VideoInfo:
     codec: str
     source_width: int
     source_height: int
+    declared_frames: int | None = None  # what the container says (frame count, or duration x rate)
+    rotation: int = 0  # counter-clockwise degrees (0, 90, 180, 270) the frames were turned, as the file says
 
 
 SHORT_SIDE = 256  # the paper: frames rescaled so that the smallest side is 256
+MAX_SIDE = 65_500  # JPEG cannot store a side longer than this
+MIN_SIDE = 16  # smaller frames carry no usable flow (DIS refuses below 12 px)
+
+
+def check_geometry(path: str | Path, width: int, height: int) -> None:
+    """Refuse, naming the file, frames (after rescaling) that the cache cannot store or flow cannot use."""
+    if max(width, height) > MAX_SIDE:
+        raise VideoError(f"{path}: frames would be {width}x{height} after rescaling, over JPEG's {MAX_SIDE} px "
+                         "limit (an extreme aspect ratio); not stored")
+    if min(width, height) < MIN_SIDE:
+        raise VideoError(f"{path}: frames would be {width}x{height}, under {MIN_SIDE} px: too small for optical flow")
+
+
+def is_truncated(declared: int | None, decoded: int) -> bool:
+    """Fewer frames decoded than the container declares, beyond rounding (2 %, at least 1 frame)."""
+    return declared is not None and decoded < declared - max(1, round(0.02 * declared))
 
 
 def output_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
@@ -65,33 +83,69 @@ def _open(path: str | Path) -> av.container.InputContainer:
     return container
 
 
-def iter_frames(path: str | Path, short_side: int | None = SHORT_SIDE) -> tuple[VideoInfo, Iterator[np.ndarray]]:
+def _declared_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                     fps: float) -> int | None:
+    if stream.frames:
+        return int(stream.frames)
+    if stream.duration and stream.time_base and fps:
+        return round(float(stream.duration * stream.time_base) * fps)
+    if container.duration and fps:
+        return round(container.duration / av.time_base * fps)
+    return None  # e.g. a raw MPEG-4 stream: nothing to compare with
+
+
+def iter_frames(path: str | Path, short_side: int | None = SHORT_SIDE, accept_truncated: bool = False
+                ) -> tuple[VideoInfo, Iterator[np.ndarray]]:
     """Open ``path`` and return its info and an iterator over frames ``uint8[H, W, 3]`` (RGB).
 
     Frames come in the decoder's output order, which is presentation order; timestamps are never used
     to seek or drop frames, so files with broken or missing timestamps still yield every frame.
-    Raises VideoError (naming the file) when the file cannot be opened, and while iterating when the
-    stream is corrupt or holds no frame at all.
+    Raises VideoError (naming the file) when the file cannot be opened or its frames cannot be stored
+    (``check_geometry``), and while iterating when the stream is corrupt, holds no frame at all, or ends
+    short of the frames its container declares (a truncated file; unless ``accept_truncated``).
     """
     container = _open(path)
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"  # frame/slice threads inside FFmpeg: decoding is rarely the bottleneck then
     ctx = stream.codec_context
     src_w, src_h = ctx.width, ctx.height
-    if not src_w or not src_h:
+    decoded = container.decode(stream)
+    try:
+        if not src_w or not src_h:
+            raise VideoError(f"{path}: video stream has no frame size")
+        # the first frame carries the display matrix (a phone video filmed upright: -90 or 90 degrees)
+        try:
+            first = next(decoded, None)
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"{path}: decoding failed at the first frame ({exc})") from exc
+        if first is None:
+            raise VideoError(f"{path}: no decodable video frames")
+        rotation = int(round(first.rotation or 0)) % 360 // 90 * 90
+        turned = rotation in (90, 270)
+        width, height = output_size(*((src_h, src_w) if turned else (src_w, src_h)), short_side)
+        check_geometry(path, width, height)
+    except VideoError:
         container.close()
-        raise VideoError(f"{path}: video stream has no frame size")
-    width, height = output_size(src_w, src_h, short_side)
+        raise
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     fps = float(rate) if rate else 0.0
-    info = VideoInfo(str(path), width, height, fps, ctx.name, src_w, src_h)
+    info = VideoInfo(str(path), width, height, fps, ctx.name, src_w, src_h, _declared_frames(container, stream, fps),
+                     rotation)
+
+    def to_rgb(frame: av.VideoFrame) -> np.ndarray:
+        # swscale resizes (bilinear) and converts to RGB in one pass, in the stored orientation; then the
+        # frame is turned as the display matrix says (counter-clockwise degrees)
+        w, h = (height, width) if turned else (width, height)
+        rgb = frame.to_ndarray(format="rgb24", width=w, height=h)
+        return np.ascontiguousarray(np.rot90(rgb, rotation // 90)) if rotation else rgb
 
     def frames() -> Iterator[np.ndarray]:
         count = 0
         try:
-            for frame in container.decode(stream):
-                # swscale resizes (bilinear) and converts to RGB in one pass.
-                yield frame.to_ndarray(format="rgb24", width=width, height=height)
+            yield to_rgb(first)
+            count += 1
+            for frame in decoded:
+                yield to_rgb(frame)
                 count += 1
         except av.error.FFmpegError as exc:
             raise VideoError(f"{path}: decoding failed after {count} frames ({exc})") from exc
@@ -99,19 +153,24 @@ def iter_frames(path: str | Path, short_side: int | None = SHORT_SIDE) -> tuple[
             container.close()
         if count == 0:
             raise VideoError(f"{path}: no decodable video frames")
+        if is_truncated(info.declared_frames, count) and not accept_truncated:
+            raise VideoError(f"{path}: truncated: {count} frames decoded of the {info.declared_frames} its "
+                             "container declares (extract --accept-truncated keeps them)")
 
     return info, frames()
 
 
-def read_video(path: str | Path, short_side: int | None = SHORT_SIDE) -> tuple[np.ndarray, VideoInfo]:
+def read_video(path: str | Path, short_side: int | None = SHORT_SIDE, accept_truncated: bool = False
+               ) -> tuple[np.ndarray, VideoInfo]:
     """Decode a whole video: ``uint8[T, H, W, 3]`` RGB frames and its info."""
-    info, frames = iter_frames(path, short_side)
+    info, frames = iter_frames(path, short_side, accept_truncated)
     return np.stack(list(frames)), info
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float = 25.0, codec: str = "libx264",
-                crf: int = 12) -> None:
-    """Write ``uint8[T, H, W, 3]`` RGB frames to a video file (used by the synthetic generator and tests).
+                crf: int = 12, rotation: int = 0) -> None:
+    """Write ``uint8[T, H, W, 3]`` RGB frames to a video file (used by the synthetic generator and tests);
+    ``rotation``: a display matrix turning them that many degrees counter-clockwise (as phones write).
 
     Written to a temporary name and renamed, so a killed run leaves no half-written video.
     """
@@ -126,6 +185,8 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 25.0, codec: 
                                       options=options)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
+        if rotation:
+            stream.set_display_rotation(rotation)
         if codec != "libx264":
             stream.bit_rate = 8_000_000  # near-lossless for the small frames written here
         for array in frames:

@@ -89,14 +89,16 @@ class CNNM2048(TaskModel):
 @torch.no_grad()
 def init_weights(model: CNNM2048, input_std: float = 1.0) -> None:
     """Training from scratch: He-normal convolutions and hidden linear layers, N(0, 0.01) classifiers,
-    zero biases; then full6 and full7 are scaled so that, for inputs of standard deviation ``input_std``,
-    full7's outputs start at unit RMS.
+    zero biases; then every layer after the first normalisation (conv2-5, full6, full7) is scaled by the
+    same factor so that, for inputs of standard deviation ``input_std``, full7's outputs start near unit
+    RMS.
 
     He's initialisation keeps the scale of the input. At the paper's input scale (pixels 0-255 minus the
-    mean, std ~58) that is what keeps the LRNs active, as their constants assume; the LRNs compress it, but
-    full7 would still start an order of magnitude above unit scale, and the classifier's first gradients
-    would blow up. The fully-connected part is ReLU-homogeneous (zero biases), so scaling its two layers
-    sets its output scale without touching the convolutions."""
+    mean, std ~58) that is what makes conv1's outputs large enough for the LRN to normalise, as its
+    constants assume; the LRNs compress the scale, but full7 would still start 10-25x above unit scale and
+    training at the paper's learning rate diverges (measured). Scaling a layer's weights by f scales its
+    relative gradient steps by 1/f^2, so the correction is spread evenly over the six layers (f^6 = 1 / RMS)
+    rather than put on one or two. conv1 is left as He made it: its outputs are what the LRN sees."""
     heads = {id(m) for m in model.modules() if isinstance(m, TaskHeads) for m in m.modules()}
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -111,6 +113,8 @@ def init_weights(model: CNNM2048, input_std: float = 1.0) -> None:
                         generator=torch.Generator().manual_seed(0)) * input_std
     rms = float(model.forward_head(model.forward_features(probe), pre_logits=True).pow(2).mean().sqrt())
     model.train(was_training)
+    later = [m for m in list(model.features)[1:] if isinstance(m, nn.Conv2d)]
+    later += [m for m in model.pre_logits if isinstance(m, nn.Linear)]
     if rms > 0:
-        for fc in (m for m in model.pre_logits if isinstance(m, nn.Linear)):
-            fc.weight.mul_(rms ** -0.5)
+        for layer in later:
+            layer.weight.mul_(rms ** (-1 / len(later)))
