@@ -13,7 +13,7 @@ from twostream.cache import CachedVideo, list_cached, unit_dir
 from twostream.cli import main
 from twostream.errors import UserError
 from twostream.extract import ExtractOptions, VideoResult, _run_pool, extract_all
-from twostream.sources import find_videos, parse_shard, scan_videos, shard
+from twostream.sources import find_videos, parse_shard, shard
 
 FAST = ExtractOptions(flow_params={"preset": "ultrafast"}, short_side=0)
 

@@ -85,7 +85,7 @@ def test_the_step_is_the_paper_loss_of_the_whole_batch_for_any_micro_batch():
     # per-micro-batch task means would give another loss: the split matters unless the counts are global
     halves = [multitask_loss(AllHeads(ref)(batch["input"][i:i + 4]), batch["label"][i:i + 4],
                              batch["task"][i:i + 4])[0] for i in (0, 4)]
-    assert abs(float(sum(halves) / 2) - float(loss)) > 1e-3
+    assert abs(float(sum(halves).detach() / 2) - float(loss.detach())) > 1e-3
 
 
 def test_a_step_draws_exactly_its_micro_batches():

@@ -59,6 +59,13 @@ def remove_stale(root: str | Path, video_id: str) -> list[Path]:
     return stale
 
 
+def without_manifest(root: str | Path) -> list[str]:
+    """Ids of folders holding packs but no manifest (a unit whose manifest was lost)."""
+    root = Path(root)
+    found = {p.parent for name in PACKS.values() for p in root.rglob(name) if TMP_MARK not in str(p.parent)}
+    return sorted(d.relative_to(root).as_posix() for d in found if not (d / MANIFEST).exists())
+
+
 def leftovers(root: str | Path) -> list[Path]:
     """Temporary unit folders under ``root`` (a killed run's, or one still being written)."""
     return sorted(p for p in Path(root).rglob(f"*{TMP_MARK}*") if p.is_dir() and TMP_MARK not in str(p.parent))

@@ -20,7 +20,11 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     missing = [k for k in REQUIRED if k not in payload]
     if missing:
         raise UserError(f"checkpoint payload lacks {', '.join(missing)}")
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # through a Python file: a full disk is an OSError (ENOSPC), not torch's
+            torch.save(payload, f)  # "[enforce fail at inline_container.cc]"
+
+    return atomic_write(path, write)
 
 
 def safe_load(path: str | Path) -> Any:

@@ -54,11 +54,12 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .cache import leftovers, list_cached, read_manifest, verify_unit
+    from .cache import leftovers, list_cached, read_manifest, verify_unit, without_manifest
 
     if not Path(args.cache).is_dir():
         raise UserError(f"{args.cache}: no such cache folder")
-    ids, frames, bad = list_cached(args.cache), 0, []
+    ids, frames, good = list_cached(args.cache), 0, 0
+    bad = [f"{vid}: packs without a manifest" for vid in without_manifest(args.cache)]
     for vid in ids:  # every unit is looked at: one bad unit does not hide the others
         try:
             m = read_manifest(args.cache, vid)
@@ -69,12 +70,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
         if problems:
             bad.append(f"{problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
             continue
-        frames += m["num_frames"]
+        frames, good = frames + m["num_frames"], good + 1
         if args.verbose:
             print(f"{vid}: {m['num_frames']} frames {m['width']}x{m['height']} @ {m['fps']:.2f} fps, "
                   f"flow {m['flow']['method']}")
     size = sum(p.stat().st_size for p in Path(args.cache).rglob("*") if p.is_file())
-    print(f"{args.cache}: {len(ids) - len(bad)} videos, {frames} frames, {size / 2**20:.1f} MiB"
+    print(f"{args.cache}: {good} videos, {frames} frames, {size / 2**20:.1f} MiB"
           + (" (every JPEG checked)" if args.verify else ""))
     for line in bad:
         print(f"BAD {line}", file=sys.stderr)
@@ -150,7 +151,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                        device=args.device, limit=args.limit, progress=not args.quiet)
     for task, path in written.items():
         if not args.no_report:
-            scores = read_scores(path)
+            scores = read_scores(path, complete=False)
             page = write_report(run_of(args.run)[0].report(task, args.split),
                                 f"{scores.meta['stream']} stream, {task}, {args.split} split", scores,
                                 task_cache(scores.meta))

@@ -212,6 +212,8 @@ def apply_override(data: dict, override: str) -> None:
     parts = key.strip().split(".")
     node: Any = data
     for i, part in enumerate(parts[:-1]):
+        if not isinstance(node, (dict, list)):
+            raise ConfigError(f"{'.'.join(parts[:i])}: is {_show(node)}, not a mapping: cannot set {key}")
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
                 raise ConfigError(f"{'.'.join(parts[:i + 1])}: list index out of range or not a number")
@@ -222,15 +224,49 @@ def apply_override(data: dict, override: str) -> None:
             node = node[part]
     last = parts[-1]
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _yaml(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"{key}: the value {_show(raw)} is not valid YAML ({str(exc).splitlines()[0]})") from None
     if isinstance(node, list):
         if not last.isdigit() or int(last) >= len(node):
             raise ConfigError(f"{key}: list index out of range or not a number")
         node[int(last)] = value
-    else:
+    elif isinstance(node, dict):
         node[last] = value
+    else:
+        raise ConfigError(f"{'.'.join(parts[:-1])}: is {_show(node)}, not a mapping: cannot set {key}")
+
+
+MAX_NODES = 100_000  # values in a config once aliases are expanded; a "billion laughs" file has 10^9
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a document whose aliases (``*name``) expand to more than
+    ``MAX_NODES`` values: a 364-byte file of nested aliases otherwise becomes gigabytes wherever the value
+    is copied or printed. The expanded size is counted on the composed graph, shared nodes once each."""
+
+    def compose_document(self):
+        root = super().compose_document()
+        sizes: dict[int, int] = {}
+
+        def size(node) -> int:
+            if id(node) not in sizes:
+                sizes[id(node)] = 0  # a cycle counts once
+                children = node.value if isinstance(node.value, list) else []
+                flat = [c for pair in children for c in pair] if isinstance(node, yaml.MappingNode) else children
+                sizes[id(node)] = 1 + sum(size(c) for c in flat)
+                if sizes[id(node)] > MAX_NODES:
+                    raise ConfigError(f"the YAML expands to more than {MAX_NODES} values through its aliases "
+                                      "(*name): refused (an alias bomb?)")
+            return sizes[id(node)]
+
+        if root is not None:
+            size(root)
+        return root
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader, bounded
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
@@ -238,7 +274,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     data: dict = {}
     if path is not None:
         try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
+            data = _yaml(Path(path).read_text()) or {}
         except FileNotFoundError:
             raise ConfigError(f"{path}: config file not found") from None
         except yaml.YAMLError as exc:

@@ -61,9 +61,9 @@ def evaluate(run: str | Path, part: str = "test", positions: int | None = None, 
             ids.append(item["video_id"])
         scores = Scores(ids, labels, split.classes, torch.stack(rows).numpy(), {
             "task": task.name, "part": part, "stream": options.stream, "positions": options.test_positions,
-            "crops": 10, "run": str(loaded.run.path), "checkpoint": str(loaded.checkpoint_path),
+            "crops": 10, "limit": limit, "run": str(loaded.run.path), "checkpoint": str(loaded.checkpoint_path),
             "checkpoint_sha256": sha, "iteration": loaded.checkpoint["iteration"], "config": loaded.checkpoint["config"]})
-        path = write_scores(loaded.run.scores(task.name, part), scores)
+        path = write_scores(loaded.run.scores(task.name, part, limit), scores)
         m = summary(scores.scores, scores.labels)
         if progress:
             print(f"{task.name} {part}: top-1 {m['top1']:.1%}, top-5 {m['top5']:.1%}, "

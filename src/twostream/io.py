@@ -64,12 +64,16 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
-def _no_space(exc: BaseException) -> bool:
-    """Whether ``exc`` is a full disk: an OSError ENOSPC, or torch's serializer's RuntimeError about it."""
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and ("No space left on device" in text or "file write failed" in text)
+def _no_space(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is a full disk: an OSError ENOSPC or EDQUOT, or an error raised while handling
+    one (torch's serializer turns it into "[enforce fail at inline_container.cc]")."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -58,9 +58,11 @@ class RunDir:
     def metrics(self) -> Path:
         return self.path / "metrics.jsonl"
 
-    def scores(self, task: str, part: str) -> Path:
+    def scores(self, task: str, part: str, limit: int | None = None) -> Path:
+        """The score file of ``task``'s ``part``; with ``limit``, that of a quick check of its first N
+        videos (another file: a partial evaluation never replaces the full one)."""
         check_part(part)
-        return self.path / f"{_SCORES_PREFIX}{task}-{part}.npz"
+        return self.path / f"{_SCORES_PREFIX}{task}-{part}{f'-first{limit}' if limit else ''}.npz"
 
     def report(self, task: str, part: str) -> Path:
         check_part(part)
@@ -71,7 +73,7 @@ class RunDir:
         check_part(part)
         suffix = f"-{part}.npz"
         return {p.name[len(_SCORES_PREFIX):-len(suffix)]: p
-                for p in sorted(self.path.glob(f"{_SCORES_PREFIX}*{suffix}"))}
+                for p in sorted(self.path.glob(f"{_SCORES_PREFIX}*{suffix}")) if "-first" not in p.name}
 
 
 def fused_path(folder: str | Path, method: str) -> Path:

@@ -8,6 +8,7 @@ checkpoint path and SHA-256, config). Load with ``read_scores``; ``np.load(path)
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,15 +46,26 @@ def write_scores(path: str | Path, s: Scores) -> Path:
     return atomic_write(path, write)
 
 
-def read_scores(path: str | Path) -> Scores:
+def read_scores(path: str | Path, complete: bool = True) -> Scores:
+    """A score file; refused, naming it: a missing, truncated or foreign file, scores that are not all
+    finite, and (``complete``) a quick check of the first N videos only (``evaluate --limit``)."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            return Scores([str(v) for v in z["video_ids"]], z["labels"], [str(c) for c in z["classes"]],
-                          z["scores"], json.loads(str(z["meta"])), source=str(path))
+            s = Scores([str(v) for v in z["video_ids"]], z["labels"], [str(c) for c in z["classes"]],
+                       z["scores"], json.loads(str(z["meta"])), source=str(path))
     except FileNotFoundError:
         raise UserError(f"score file {path} not found") from None
-    except (KeyError, ValueError, OSError) as exc:
-        raise UserError(f"{path}: not a twostream score file ({exc})") from None
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise UserError(f"{path}: not a twostream score file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(s.meta, dict):
+        raise UserError(f"{path}: not a twostream score file (its meta is not a JSON object)")
+    if not np.isfinite(s.scores).all():
+        bad = int((~np.isfinite(s.scores)).any(axis=1).sum())
+        raise UserError(f"{path}: {bad} of its {len(s.video_ids)} videos have scores that are not finite (NaN or inf)")
+    if complete and s.meta.get("limit"):
+        raise UserError(f"{path}: a quick check of the first {s.meta['limit']} videos (evaluate --limit), not a "
+                        "full evaluation: run `twostream evaluate` without --limit")
+    return s
 
 
 def check_same_videos(a: Scores, b: Scores, names: tuple[str, str] = ("first", "second")) -> None:

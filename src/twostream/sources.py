@@ -6,6 +6,7 @@ kept aside with the reason, for the run's report.
 
 from __future__ import annotations
 
+import errno
 import os
 import zlib
 from collections.abc import Sequence
@@ -64,8 +65,10 @@ def _not_a_video_file(p: Path) -> str:
     if p.is_symlink():
         try:
             target = p.resolve(strict=True)
-        except (FileNotFoundError, RuntimeError, OSError) as exc:
-            return "a link loop" if "loop" in str(exc).lower() or isinstance(exc, RuntimeError) else "a dangling link"
+        except RuntimeError:  # Python's own loop detection
+            return "a link loop"
+        except OSError as exc:
+            return "a link loop" if exc.errno == errno.ELOOP else "a dangling link"
         if target.is_dir():
             return "a link to a folder"
     if p.is_dir():

@@ -178,6 +178,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 25.0, codec: 
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise UserError(f"frames must be uint8[T, H, W, 3], got {frames.dtype}{list(frames.shape)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     options = {"crf": str(crf), "preset": "veryfast"} if codec == "libx264" else {}
     with av.open(str(tmp), mode="w") as container:
