@@ -89,15 +89,15 @@ class CNNM2048(TaskModel):
 @torch.no_grad()
 def init_weights(model: CNNM2048, input_std: float = 1.0) -> None:
     """Training from scratch: He-normal convolutions and hidden linear layers, N(0, 0.01) classifiers,
-    zero biases; then every layer after the first normalisation (conv2-5, full6, full7) is scaled by the
-    same factor so that, for inputs of standard deviation ``input_std``, full7's outputs start near unit
-    RMS.
+    zero biases; then, for inputs of standard deviation ``input_std`` other than 1, every layer after the
+    first normalisation (conv2-5, full6, full7) is scaled by one factor so that full7 starts at the scale
+    He's initialisation gives for unit-scale inputs (measured on the same random probe at both scales).
 
     He's initialisation keeps the scale of the input. At the paper's input scale (pixels 0-255 minus the
     mean, std ~58) that is what makes conv1's outputs large enough for the LRN to normalise, as its
-    constants assume; the LRNs compress the scale, but full7 would still start 10-25x above unit scale and
-    training at the paper's learning rate diverges (measured). Scaling a layer's weights by f scales its
-    relative gradient steps by 1/f^2, so the correction is spread evenly over the six layers (f^6 = 1 / RMS)
+    constants assume; the LRNs compress the scale, but full7 would still start 10-25x larger than at unit
+    scale, and training at the paper's learning rate diverges (measured). Scaling a layer's weights by f
+    scales its relative gradient steps by 1/f^2, so the correction is spread evenly over the six layers
     rather than put on one or two. conv1 is left as He made it: its outputs are what the LRN sees."""
     heads = {id(m) for m in model.modules() if isinstance(m, TaskHeads) for m in m.modules()}
     for m in model.modules():
@@ -107,14 +107,20 @@ def init_weights(model: CNNM2048, input_std: float = 1.0) -> None:
             else:
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
             nn.init.zeros_(m.bias)
+    if input_std == 1.0:
+        return
     was_training = model.training
     model.eval()
     probe = torch.randn(2, model.in_channels, model.image_size, model.image_size,
-                        generator=torch.Generator().manual_seed(0)) * input_std
-    rms = float(model.forward_head(model.forward_features(probe), pre_logits=True).pow(2).mean().sqrt())
+                        generator=torch.Generator().manual_seed(0))
+
+    def rms(x: Tensor) -> float:
+        return float(model.forward_head(model.forward_features(x), pre_logits=True).pow(2).mean().sqrt())
+
+    unit, scaled = rms(probe), rms(probe * input_std)
     model.train(was_training)
     later = [m for m in list(model.features)[1:] if isinstance(m, nn.Conv2d)]
     later += [m for m in model.pre_logits if isinstance(m, nn.Linear)]
-    if rms > 0:
+    if unit > 0 and scaled > 0:
         for layer in later:
-            layer.weight.mul_(rms ** (-1 / len(later)))
+            layer.weight.mul_((unit / scaled) ** (1 / len(later)))
