@@ -120,3 +120,17 @@ def test_gradient_accumulation_equals_the_full_batch(synth_cache, tmp_path, tiny
     assert [m["loss"] for m in _metrics(tmp_path / "full")] == pytest.approx([m["loss"] for m in _metrics(tmp_path / "acc")], rel=1e-4)
     with pytest.raises(ValueError, match="must split evenly"):
         train(tiny_config("spatial", ["optim.micro_batch=3"]), tmp_path / "bad", progress=False)
+
+
+def test_fine_tuning_from_another_runs_checkpoint(synth_cache, tmp_path, tiny_config):
+    # the paper's Table 3 (b): a net trained on one data set (its task "ucf101") fine-tuned on another
+    # ("hmdb51"): the trunk comes from the checkpoint, the classifier is new
+    train(tiny_config("temporal", ["tasks.0.name=ucf101", "optim.iterations=2"]), tmp_path / "ucf", progress=False)
+    source = load_checkpoint(RunDir(tmp_path / "ucf").checkpoint)
+    train(tiny_config("temporal", ["tasks.0.name=hmdb51", f"model.pretrained={RunDir(tmp_path / 'ucf').checkpoint}",
+                                   "optim.iterations=1", "optim.lr=1e-12"]), tmp_path / "hmdb", progress=False)
+    tuned = load_checkpoint(RunDir(tmp_path / "hmdb").checkpoint)
+    assert set(tuned["classes"]) == {"hmdb51"}
+    for k in ("features.0.weight", "features.8.weight", "pre_logits.4.weight"):
+        assert torch.allclose(tuned["model"][k], source["model"][k], atol=1e-6), k
+    assert "head.heads.hmdb51.weight" in tuned["model"] and "head.heads.ucf101.weight" not in tuned["model"]

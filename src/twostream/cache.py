@@ -27,7 +27,7 @@ import numpy as np
 from . import __version__
 from .errors import UserError
 from .flow.codec import decode_jpeg, encode_jpeg
-from .io import fsync_dir, fsync_file
+from .io import fsync_path
 from .record import ExtractionRecord
 
 MANIFEST = "manifest.json"
@@ -148,8 +148,8 @@ class UnitWriter:
             "crc32": {k: p.crcs for k, p in self.packs.items()},
         }
         (self.tmp / MANIFEST).write_text(json.dumps(manifest))
-        fsync_file(self.tmp / MANIFEST)
-        fsync_dir(self.tmp)
+        fsync_path(self.tmp / MANIFEST)
+        fsync_path(self.tmp)
         if self.final.exists():  # --overwrite: move the old unit aside, then swap
             old = _tmp_name(self.final)
             self.final.rename(old)
@@ -157,7 +157,7 @@ class UnitWriter:
             shutil.rmtree(old, ignore_errors=True)
         else:
             self.tmp.rename(self.final)
-        fsync_dir(self.final.parent)
+        fsync_path(self.final.parent)
         return self.final
 
     def __enter__(self) -> UnitWriter:

@@ -145,8 +145,6 @@ def fuse(method: str, test: tuple[Scores, Scores], train: tuple[Scores, Scores] 
         if x.meta.get("part", "test") != "test":
             raise UserError(f"{name} scores {x.source}: its metadata says part {x.meta['part']!r}: give the test "
                             "part's scores to fuse (the fitting scores are found from them)")
-    if s.meta.get("stream") and s.meta.get("stream") == t.meta.get("stream"):
-        raise UserError(f"both score files are of the {s.meta['stream']} stream ({s.source}, {t.source})")
     check_same_videos(s, t, ("spatial", "temporal"))
     info: dict = {"method": method}
     if needs_training_scores(method, weight):

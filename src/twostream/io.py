@@ -23,16 +23,8 @@ def _umask() -> int:
     return mask
 
 
-def fsync_dir(path: str | Path) -> None:
-    """Make a rename or a new entry in ``path`` durable (a crash after it keeps it)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path: str | Path) -> None:
+def fsync_path(path: str | Path) -> None:
+    """Flush a file's data, or a folder's entries (a rename, a new file), to disk: durable across a crash."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -52,9 +44,9 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     try:
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~_umask())
-        fsync_file(tmp)
+        fsync_path(tmp)
         os.replace(tmp, path)
-        fsync_dir(path.parent)
+        fsync_path(path.parent)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         if _no_space(exc):

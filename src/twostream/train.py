@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from .builders import load_task_split, make_clips, make_model, model_args
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import Config, save_config, to_dict
+from .config import Config, config_from_dict, save_config, to_dict
 from .data.datasets import TaskConcat, TrainClips, ValClips
 from .data.sampling import MultiTaskSampler
 from .devices import pick_device
@@ -129,7 +129,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     ckpt, changes = None, []
     if resume:  # before any work: a refused change must cost nothing
         ckpt = load_checkpoint(run.checkpoint)
-        changes = check_resume(ckpt["config"], to_dict(cfg), ckpt["iteration"])
+        # the checkpoint's config read as today's (keys added since then take their defaults)
+        changes = check_resume(to_dict(config_from_dict(ckpt["config"])), to_dict(cfg), ckpt["iteration"])
     torch.manual_seed(cfg.run.seed)
 
     # data: one training set per task; validation on each task's test split

@@ -227,3 +227,15 @@ def test_config_fuzz_is_valid_or_one_error_naming_the_key(pairs, raw):
         load_config(None, overrides)
     except ConfigError as exc:
         assert str(exc) and "\n" not in str(exc).strip()
+
+
+def test_a_checkpoint_from_before_new_config_keys_resumes(tiny_config, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config("temporal", ["optim.iterations=2"]), run, progress=False)
+    ckpt = load_checkpoint(RunDir(run).checkpoint)
+    for key in ("fusion_groups", "classes", "first_classes", "extra"):  # keys this version added
+        del ckpt["config"]["tasks"][0][key]
+    del ckpt["config"]["model"]["pretrained_convention"]
+    torch.save(ckpt, RunDir(run).checkpoint)
+    train(tiny_config("temporal", ["optim.iterations=3"]), run, resume=True, progress=False)
+    assert load_checkpoint(RunDir(run).checkpoint)["iteration"] == 3
