@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,28 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     for r in results:
         if r.status == "ok" and r.reason:
             print(f"{r.video_id}: {r.reason}")
+    for path, why in not_videos:
+        print(f"SKIPPED {path}: {why}", file=sys.stderr)
+    for r in failed:
+        print(f"FAILED {r.source}: {r.reason}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .check import check_all
+    from .extract import write_report
+    from .sources import scan_videos
+
+    videos, not_videos = scan_videos(args.src)
+    start = time.perf_counter()
+    results = check_all(videos, args.short_side, args.accept_truncated, args.workers, not args.quiet)
+    seconds = time.perf_counter() - start
+    if args.report:
+        write_report(results, args.report, not_videos)
+    failed = [r for r in results if r.status == "failed"]
+    frames = sum(r.frames for r in results)
+    print(f"{len(results) - len(failed)} readable, {len(failed)} not, {len(not_videos)} not videos; "
+          f"{frames} frames in {seconds:.1f} s ({frames / max(seconds, 1e-9):.0f} frames/s)")
     for path, why in not_videos:
         print(f"SKIPPED {path}: {why}", file=sys.stderr)
     for r in failed:
@@ -248,6 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", help="write a JSON report here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_extract)
+
+    p = sub.add_parser("check", help="decode every video without flow; list those extract would refuse, with why")
+    p.add_argument("src", help="folder of videos (recursive) or a text file listing video paths")
+    p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    p.add_argument("--short-side", type=int, default=ExtractOptions.short_side, help="as extract's")
+    p.add_argument("--accept-truncated", action="store_true", help="as extract's")
+    p.add_argument("--report", help="write a JSON report here (extract's format)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("info", help="summarise a cache; list its bad units (exit status 1 if any)")
     p.add_argument("cache")

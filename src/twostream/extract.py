@@ -253,7 +253,14 @@ def extract_all(videos: Sequence[tuple[str, Path]], out: str | Path, options: Ex
     if Path(out).exists() and not Path(out).is_dir():
         raise UserError(f"{out}: the output is a file, not a folder")
     Path(out).mkdir(parents=True, exist_ok=True)
-    jobs = [(vid, path, out, options, overwrite) for vid, path in videos]
+    return run_all([(vid, path, out, options, overwrite) for vid, path in videos], workers, _run_one, progress)
+
+
+def run_all(jobs: list[tuple], workers: int, run, progress: bool = True) -> list[VideoResult]:
+    """``run(job)`` for every job (``job[0]`` is the video id) in ``workers`` processes, a progress bar
+    with frames/s and failures; results in job order. Shared by extract and check."""
+    if workers < 1:
+        raise UserError(f"workers must be >= 1, got {workers}")
     results: dict[str, VideoResult] = {}
     bar = tqdm(total=len(jobs), unit="video", disable=not progress, dynamic_ncols=True)
     frames, start = 0, time.perf_counter()
@@ -269,12 +276,12 @@ def extract_all(videos: Sequence[tuple[str, Path]], out: str | Path, options: Ex
     try:
         if workers == 1:
             for job in jobs:
-                done(_run_one(job))
+                done(run(job))
         else:
-            _run_pool(jobs, workers, done)
+            _run_pool(jobs, workers, done, run)
     finally:
         bar.close()
-    return [results[vid] for vid, _ in videos if vid in results]
+    return [results[job[0]] for job in jobs if job[0] in results]
 
 
 def write_report(results: Sequence[VideoResult], path: str | Path,
