@@ -204,3 +204,17 @@ def test_fusion_fitted_on_held_out_groups(tiny_config, tmp_path, capsys):
     assert main(["table", "--spatial", str(runs["spatial"]), "--temporal", str(runs["temporal"]),
                  "--no-evaluate", "--quiet"]) == 0
     assert "| Fusion by SVM (fitted on held-out groups) |" in capsys.readouterr().out
+
+
+def test_recognizer_on_frames_in_memory_and_on_real_clips_shared_data(two_runs, synth_cache, shared_data):
+    from twostream import Recognizer
+    from twostream.video import read_video
+    rec = Recognizer.load([two_runs["spatial"], two_runs["temporal"]], device="cpu")
+    clip = next(iter(sorted((synth_cache["videos"] / "RedUp").glob("*.mp4"))))
+    frames, _ = read_video(clip, short_side=None)  # the run's cache keeps the size: the same frames
+    from_file, from_frames = rec.predict(clip), rec.predict(frames)
+    assert np.allclose(from_file.scores, from_frames.scores, atol=1e-5)
+    assert set(from_file.per_run) == {str(two_runs["spatial"]), str(two_runs["temporal"])}
+    for path in sorted((shared_data / "clips" / "ucf101").iterdir()):  # real clips, every one gets a ranking
+        top = rec.predict(path).top(5)
+        assert len(top) == 4 and sorted(top, key=lambda x: -x[1]) == top and abs(sum(s for _, s in top) - 1) < 1e-4

@@ -9,7 +9,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 
 from .data.splits import KINDS
 from .devices import DEVICES
@@ -230,16 +229,15 @@ def _cmd_table(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import predict
+    from .predict import Recognizer
 
-    classes, fused, per_run = predict(args.clip, args.runs, args.task, args.positions, args.device)
-    order = np.argsort(-fused)[: args.top]
+    p = Recognizer.load(args.runs, args.device, args.task, args.positions).predict(args.clip)
     if args.json:
-        print(json.dumps({"clip": args.clip, "top": [{"class": classes[i], "score": float(fused[i])} for i in order],
-                          "runs": {r: s.tolist() for r, s in per_run.items()}}))
+        print(json.dumps({"clip": args.clip, "top": [{"class": c, "score": s} for c, s in p.top(args.top)],
+                          "runs": {r: s.tolist() for r, s in p.per_run.items()}}))
     else:
-        for rank, i in enumerate(order, 1):
-            print(f"{rank}. {classes[i]:<30} {fused[i]:.3f}")
+        for rank, (name, score) in enumerate(p.top(args.top), 1):
+            print(f"{rank}. {name:<30} {score:.3f}")
     return 0
 
 

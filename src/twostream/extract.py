@@ -9,7 +9,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 from tqdm import tqdm
 
 from .cache import UnitWriter, read_manifest, remove_stale, unit_dir, verify_unit
@@ -26,7 +27,7 @@ from .flow.base import FlowEstimator
 from .flow.codec import BOUND, QUALITY, FlowCodec
 from .io import atomic_write_text
 from .record import ExtractionRecord
-from .video import SHORT_SIDE, VideoError, is_truncated, iter_frames
+from .video import SHORT_SIDE, VideoError, check_geometry, is_truncated, iter_frames, output_size
 
 
 @dataclass(frozen=True)
@@ -148,33 +149,55 @@ def extract_video(video_id: str, path: str | Path, out: str | Path, options: Ext
         remove_stale(out, video_id)
         fingerprint = source_fingerprint(path)
         info, frames = iter_frames(path, options.short_side, options.accept_truncated)
-        estimator = _estimator(options)
-        with UnitWriter(out, video_id, record) as writer:
-
-            def tee():  # write every frame as the flow stream consumes it
-                for frame in frames:
-                    writer.add_frame(frame)
-                    yield frame
-
-            for fwd, bwd in iter_flow(tee(), estimator, options.bidirectional):
-                writer.add_flow(fwd)
-                if bwd is not None:
-                    writer.add_back_flow(bwd)
-            n = len(writer.packs["rgb"].offsets) - 1
-            if n < 2:
-                raise VideoError(f"{path}: {n} frame(s); flow needs at least 2")
-            writer.commit({"source": str(path), "source_fingerprint": fingerprint, "fps": info.fps,
-                           "codec_name": info.codec, "source_width": info.source_width,
-                           "source_height": info.source_height, "rotation": info.rotation,
-                           "declared_frames": info.declared_frames,
-                           "truncated": is_truncated(info.declared_frames, n)})
-            result.frames = n
+        result.frames = write_unit(out, video_id, frames, options, str(path), lambda n: {
+            "source": str(path), "source_fingerprint": fingerprint, "fps": info.fps, "codec_name": info.codec,
+            "source_width": info.source_width, "source_height": info.source_height, "rotation": info.rotation,
+            "declared_frames": info.declared_frames, "truncated": is_truncated(info.declared_frames, n)})
     except (ValueError, OSError) as exc:  # bad input (UserError, VideoError) or a file system error
         result.status, result.reason = "failed", str(exc)
     except Exception as exc:  # anything else is still this video's failure, never the run's
         result.status, result.reason = "failed", f"{type(exc).__name__}: {exc}"
     result.seconds = round(time.perf_counter() - start, 3)
     return result
+
+
+def write_unit(out: str | Path, video_id: str, frames: Iterable[np.ndarray], options: ExtractOptions, name: str,
+               info: Callable[[int], dict[str, Any]]) -> int:
+    """Compute the flow of ``frames`` (RGB ``uint8[H, W, 3]``, already at their size) and write them as
+    one unit, with ``info(frame count)`` in its manifest; returns the frame count. ``name`` names the
+    source in errors."""
+    estimator = _estimator(options)
+    with UnitWriter(out, video_id, options.record()) as writer:
+
+        def tee():  # write every frame as the flow stream consumes it
+            for frame in frames:
+                writer.add_frame(frame)
+                yield frame
+
+        for fwd, bwd in iter_flow(tee(), estimator, options.bidirectional):
+            writer.add_flow(fwd)
+            if bwd is not None:
+                writer.add_back_flow(bwd)
+        n = len(writer.packs["rgb"].offsets) - 1
+        if n < 2:
+            raise VideoError(f"{name}: {n} frame(s); flow needs at least 2")
+        writer.commit(info(n))
+    return n
+
+
+def extract_frames(frames: np.ndarray, out: str | Path, options: ExtractOptions, video_id: str = "clip",
+                   fps: float = 0.0) -> int:
+    """One unit from frames in memory, ``uint8[T, H, W, 3]`` RGB, rescaled (bilinear) as extract rescales
+    decoded video; returns the frame count."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise UserError(f"frames must be uint8[T, H, W, 3] RGB, got {frames.dtype}{list(frames.shape)}")
+    width, height = output_size(frames.shape[2], frames.shape[1], options.short_side)
+    check_geometry("frames", width, height)
+    resized = (f if f.shape[:2] == (height, width) else cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR)
+               for f in frames)
+    return write_unit(out, video_id, resized, options, "frames", lambda n: {
+        "source": "<frames in memory>", "fps": fps, "source_width": frames.shape[2], "source_height": frames.shape[1]})
 
 
 def _worker_init(parent: int) -> None:
