@@ -57,3 +57,8 @@ def test_shipped_configs_load():
     assert configs
     for path in configs:
         load_config(path)
+
+
+def test_exponents_without_a_dot_are_numbers():
+    # YAML 1.1 reads 1e-3 as a string; a user writing optim.lr=1e-3 means the number
+    assert load_config(None, ["optim.lr=1e-3", "optim.weight_decay=5E-4"]).optim.lr == 1e-3
