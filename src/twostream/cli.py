@@ -46,6 +46,11 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     for r in results:
         if r.status == "ok" and r.reason:
             print(f"{r.video_id}: {r.reason}")
+    return _report_problems(not_videos, failed)
+
+
+def _report_problems(not_videos: list[tuple[str, str]], failed: list) -> int:
+    """The paths that are not videos and the videos that failed, one line each on stderr; exit status."""
     for path, why in not_videos:
         print(f"SKIPPED {path}: {why}", file=sys.stderr)
     for r in failed:
@@ -68,11 +73,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     frames = sum(r.frames for r in results)
     print(f"{len(results) - len(failed)} readable, {len(failed)} not, {len(not_videos)} not videos; "
           f"{frames} frames in {seconds:.1f} s ({frames / max(seconds, 1e-9):.0f} frames/s)")
-    for path, why in not_videos:
-        print(f"SKIPPED {path}: {why}", file=sys.stderr)
-    for r in failed:
-        print(f"FAILED {r.source}: {r.reason}", file=sys.stderr)
-    return 1 if failed else 0
+    return _report_problems(not_videos, failed)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
