@@ -75,7 +75,6 @@ class _Pack:
     """An append-only file of JPEG blobs with their offsets and CRC-32s (a flipped byte is named at read)."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
         self.file: BinaryIO = open(path, "wb")
         self.offsets = [0]
         self.crcs: list[int] = []
@@ -216,17 +215,9 @@ def verify_unit(root: str | Path, video_id: str) -> list[str]:
     """Every JPEG of a unit checked against its CRC-32: the problems found (empty: intact; a unit made
     before checksums were recorded can only be checked for size)."""
     try:
-        video = CachedVideo(root, video_id)
+        return CachedVideo(root, video_id).verify()
     except ValueError as exc:
         return [str(exc)]
-    problems = []
-    for pack, offsets in video._offsets.items():
-        for i in range(len(offsets) - 1):
-            try:
-                video._blob(pack, i)
-            except ValueError as exc:
-                problems.append(str(exc))
-    return problems
 
 
 def is_complete(root: str | Path, video_id: str) -> bool:
@@ -285,6 +276,17 @@ class CachedVideo:
             raise UserError(f"{self.video_id}: {what} is corrupt in {self.dir / PACKS[pack]} (checksum "
                             "mismatch): extract it again")
         return blob
+
+    def verify(self) -> list[str]:
+        """Every JPEG read and checked against its CRC-32: the problems found (empty: intact)."""
+        problems = []
+        for pack, offsets in self._offsets.items():
+            for i in range(len(offsets) - 1):
+                try:
+                    self._blob(pack, i)
+                except ValueError as exc:
+                    problems.append(str(exc))
+        return problems
 
     def _check(self, t: int, n: int, what: str) -> None:
         if not 0 <= t < n:

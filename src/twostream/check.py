@@ -18,8 +18,6 @@ def check_video(video_id: str, path: str | Path, short_side: int = SHORT_SIDE,
     start = time.perf_counter()
     result = VideoResult(video_id, str(path), "ok")
     try:
-        if not Path(path).is_file():
-            raise VideoError(f"{path}: not a file" if Path(path).exists() else f"{path}: no such file")
         info, frames = iter_frames(path, short_side, accept_truncated)
         result.frames = sum(1 for _ in frames)
         if result.frames < 2:

@@ -27,7 +27,7 @@ from .flow.base import FlowEstimator
 from .flow.codec import BOUND, QUALITY, FlowCodec
 from .io import atomic_write_text
 from .record import ExtractionRecord
-from .video import SHORT_SIDE, VideoError, check_geometry, is_truncated, iter_frames, output_size
+from .video import SHORT_SIDE, VideoError, check_file, check_geometry, is_truncated, iter_frames, output_size
 
 
 @dataclass(frozen=True)
@@ -137,8 +137,7 @@ def extract_video(video_id: str, path: str | Path, out: str | Path, options: Ext
     result = VideoResult(video_id, str(path), "ok")
     try:
         record = options.record()
-        if not Path(path).is_file():
-            raise VideoError(f"{path}: not a file" if Path(path).exists() else f"{path}: no such file")
+        check_file(path)  # before its fingerprint is read
         if not overwrite and unit_dir(out, video_id).exists():
             manifest, why = _unit_state(out, video_id, record, path, options.verify)
             if manifest is not None:

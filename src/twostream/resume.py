@@ -10,9 +10,10 @@ from typing import Any
 
 from .errors import UserError
 
-# dotted keys (task entries as tasks.N.<key>) that may change on resume
+# dotted keys that may change on resume; N stands for any task's index
 SAFE = ("optim.iterations", "run.workers", "run.log_every", "run.val_every", "run.val_videos",
-        "run.checkpoint_every", "run.device", r"tasks\.\d+\.cache", r"tasks\.\d+\.splits")
+        "run.checkpoint_every", "run.device", "tasks.N.cache", "tasks.N.splits")
+_SAFE = [re.compile(re.escape(k).replace("N", r"\d+")) for k in SAFE]
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -39,11 +40,11 @@ def check_resume(old: dict, new: dict, iteration: int) -> list[tuple[str, Any, A
     """The safe changes between the checkpoint's config ``old`` and ``new`` (to record); ``UserError``
     naming every other change."""
     changes = config_changes(old, new)
-    unsafe = [(k, a, b) for k, a, b in changes if not any(re.fullmatch(p, k) for p in SAFE)]
+    unsafe = [(k, a, b) for k, a, b in changes if not any(p.fullmatch(k) for p in _SAFE)]
     if unsafe:
         listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in unsafe)
         raise UserError(f"--resume with a changed config would make the run not what it says ({listed}). "
-                        f"Allowed on resume: {', '.join(p.replace(chr(92) + 'd+', 'N').replace(chr(92), '') for p in SAFE)}; "
+                        f"Allowed on resume: {', '.join(SAFE)}; "
                         "start a new run folder for the rest")
     new_iterations = flatten(new).get("optim.iterations")
     if isinstance(new_iterations, int) and new_iterations <= iteration:

@@ -67,10 +67,16 @@ def output_size(width: int, height: int, short_side: int | None) -> tuple[int, i
     return max(1, round(width * scale)), short_side
 
 
-def _open(path: str | Path) -> av.container.InputContainer:
+def check_file(path: str | Path) -> None:
+    """Refuse, naming it, a path that is not a regular file (missing, a folder, a dangling link)."""
     path = Path(path)
     if not path.is_file():
-        raise VideoError(f"{path}: no such file")
+        raise VideoError(f"{path}: not a file" if path.exists() else f"{path}: no such file")
+
+
+def _open(path: str | Path) -> av.container.InputContainer:
+    path = Path(path)
+    check_file(path)
     if path.stat().st_size == 0:
         raise VideoError(f"{path}: empty file")
     try:

@@ -159,5 +159,7 @@ class MultiTaskSampler(_KeyStream):
     def task_counts(self, first: int, count: int) -> np.ndarray:
         """``int64[T]``: how many of the global samples ``first .. first + count - 1`` (one batch, over
         all processes) belong to each task. The multi-task loss divides each task's sum by its count."""
+        if len(self._p) == 1:  # one task: no draw to replay
+            return np.int64([count])
         tasks = [self._task(np.random.default_rng([self.seed, k])) for k in range(first, first + count)]
         return np.bincount(tasks, minlength=len(self._p)).astype(np.int64)
