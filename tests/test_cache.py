@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from twostream.cache import CachedVideo, UnitWriter, is_complete, list_cached, read_manifest, unit_dir
+from twostream.cache import CachedVideo, UnitWriter, cache_size, is_complete, list_cached, read_manifest, unit_dir
 from twostream.record import ExtractionRecord
 
 
@@ -89,3 +89,16 @@ def test_a_manifest_without_an_extraction_record_is_named(tmp_path, write):
     del m["codec"]
     with pytest.raises(ValueError, match="where.json: no valid extraction record .*codec"):
         ExtractionRecord.from_manifest(m, "where.json")
+
+
+def test_cache_size_counts_the_packs_bytes_per_frame_and_field(tmp_path, write):
+    write(tmp_path, "a", n=6, bidirectional=True)
+    write(tmp_path, "b", n=4)
+    size = cache_size(tmp_path)
+    packs = {p.name: 0 for p in tmp_path.rglob("*.pack")}
+    for p in tmp_path.rglob("*.pack"):
+        packs[p.name] += p.stat().st_size
+    assert (size.videos, size.frames, size.fields) == (2, 10, 5 + 5 + 3)  # a's backward fields count too
+    assert size.rgb_bytes == packs["rgb.pack"] and size.flow_bytes == packs["flow.pack"] + packs["flow_back.pack"]
+    assert size.per_frame == pytest.approx(sum(packs.values()) / 10)
+    assert cache_size(tmp_path, ["b"]).frames == 4

@@ -1,4 +1,4 @@
-
+import av
 import numpy as np
 import pytest
 
@@ -83,3 +83,21 @@ def test_truncated_real_clip_is_refused_unless_accepted_shared_data(shared_data,
     frames, info = read_video(cut, accept_truncated=True)  # the decodable frames of the cut AVI, kept
     full, _ = read_video(src)
     assert info.declared_frames == 141 and 0 < len(frames) < len(full) and np.array_equal(frames[0], full[0])
+
+
+def test_frames_skipped_inside_an_avi_are_not_truncation(tmp_path):
+    # XviD AVIs (UCF-101's) hold not-coded frames: the header counts them, the decoder outputs nothing for
+    # them. Here the AVI muxer counts a gap of 5 frames in the timestamps the same way.
+    path = tmp_path / "gaps.avi"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for t in [*range(10), *range(15, 20)]:
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), t * 10, np.uint8), format="rgb24")
+            frame.pts = t
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    info, frames = iter_frames(path, short_side=0)
+    assert info.declared_frames == 20 and len(list(frames)) == 15 and frames.count == 15
+    assert not frames.truncated
+    # a file cut short is still refused: test_truncated_real_clip_is_refused_unless_accepted_shared_data

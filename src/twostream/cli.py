@@ -77,11 +77,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .cache import leftovers, list_cached, read_manifest, verify_unit, without_manifest
+    from .cache import cache_size, leftovers, list_cached, read_manifest, verify_unit, without_manifest
 
     if not Path(args.cache).is_dir():
         raise UserError(f"{args.cache}: no such cache folder")
-    ids, frames, good = list_cached(args.cache), 0, 0
+    ids, good_ids = list_cached(args.cache), []
     bad = [f"{vid}: packs without a manifest" for vid in without_manifest(args.cache)]
     for vid in ids:  # every unit is looked at: one bad unit does not hide the others
         try:
@@ -93,13 +93,14 @@ def _cmd_info(args: argparse.Namespace) -> int:
         if problems:
             bad.append(f"{problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
             continue
-        frames, good = frames + m["num_frames"], good + 1
+        good_ids.append(vid)
         if args.verbose:
             print(f"{vid}: {m['num_frames']} frames {m['width']}x{m['height']} @ {m['fps']:.2f} fps, "
                   f"flow {m['flow']['method']}")
-    size = sum(p.stat().st_size for p in Path(args.cache).rglob("*") if p.is_file())
-    print(f"{args.cache}: {good} videos, {frames} frames, {size / 2**20:.1f} MiB"
-          + (" (every JPEG checked)" if args.verify else ""))
+    size = cache_size(args.cache, good_ids)
+    print(f"{args.cache}: {size.videos} videos, {size.frames} frames, "
+          f"{(size.rgb_bytes + size.flow_bytes) / 2**20:.1f} MiB ({size.rgb_per_frame / 1000:.1f} KB per RGB frame, "
+          f"{size.flow_per_field / 1000:.1f} KB per flow field)" + (" (every JPEG checked)" if args.verify else ""))
     for line in bad:
         print(f"BAD {line}", file=sys.stderr)
     tmp = leftovers(args.cache)

@@ -27,7 +27,7 @@ from .flow.base import FlowEstimator
 from .flow.codec import BOUND, QUALITY, FlowCodec
 from .io import atomic_write_text
 from .record import ExtractionRecord
-from .video import SHORT_SIDE, VideoError, check_file, check_geometry, is_truncated, iter_frames, output_size
+from .video import SHORT_SIDE, VideoError, check_file, check_geometry, iter_frames, output_size
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ def extract_video(video_id: str, path: str | Path, out: str | Path, options: Ext
         result.frames = write_unit(out, video_id, frames, options, str(path), lambda n: {
             "source": str(path), "source_fingerprint": fingerprint, "fps": info.fps, "codec_name": info.codec,
             "source_width": info.source_width, "source_height": info.source_height, "rotation": info.rotation,
-            "declared_frames": info.declared_frames, "truncated": is_truncated(info.declared_frames, n)})
+            "declared_frames": info.declared_frames, "truncated": frames.truncated})
     except (ValueError, OSError) as exc:  # bad input (UserError, VideoError) or a file system error
         result.status, result.reason = "failed", str(exc)
     except Exception as exc:  # anything else is still this video's failure, never the run's

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,9 +45,15 @@ def check_geometry(path: str | Path, width: int, height: int) -> None:
         raise VideoError(f"{path}: frames would be {width}x{height}, under {MIN_SIDE} px: too small for optical flow")
 
 
-def is_truncated(declared: int | None, decoded: int) -> bool:
-    """Fewer frames decoded than the container declares, beyond rounding (2 %, at least 1 frame)."""
-    return declared is not None and decoded < declared - max(1, round(0.02 * declared))
+def is_truncated(declared: int | None, decoded: int, span: int | None = None) -> bool:
+    """Whether decoding ended short of the frames the container declares (beyond rounding: 2 %, at least
+    one frame). ``span``: the frames the decoded timestamps cover, first to last; when it reaches the end,
+    the missing frames were skipped inside the file (XviD's not-coded frames in AVIs from UCF-101 decode
+    to nothing) rather than cut off, and the file is whole."""
+    def short(n: int) -> bool:
+        return declared is not None and n < declared - max(1, round(0.02 * declared))
+
+    return short(decoded) and (span is None or short(span))
 
 
 def output_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
@@ -145,25 +151,47 @@ def iter_frames(path: str | Path, short_side: int | None = SHORT_SIDE, accept_tr
         rgb = frame.to_ndarray(format="rgb24", width=w, height=h)
         return np.ascontiguousarray(np.rot90(rgb, rotation // 90)) if rotation else rgb
 
-    def frames() -> Iterator[np.ndarray]:
-        count = 0
-        try:
-            yield to_rgb(first)
-            count += 1
-            for frame in decoded:
-                yield to_rgb(frame)
-                count += 1
-        except av.error.FFmpegError as exc:
-            raise VideoError(f"{path}: decoding failed after {count} frames ({exc})") from exc
-        finally:
-            container.close()
-        if count == 0:
-            raise VideoError(f"{path}: no decodable video frames")
-        if is_truncated(info.declared_frames, count) and not accept_truncated:
-            raise VideoError(f"{path}: truncated: {count} frames decoded of the {info.declared_frames} its "
-                             "container declares (extract --accept-truncated keeps them)")
+    # timestamps in frames, to tell frames skipped inside the file from a file cut short (is_truncated)
+    per_frame = float(stream.time_base) * fps if stream.time_base and fps else None
+    return info, DecodedFrames(path, info, first, decoded, container, to_rgb, per_frame, accept_truncated)
 
-    return info, frames()
+
+class DecodedFrames:
+    """The frames of an opened video (``uint8[H, W, 3]`` RGB), decoded as they are iterated (once).
+
+    Afterwards ``count`` is the number decoded and ``truncated`` whether the file ended short of what its
+    container declares (raised as a VideoError while iterating unless ``accept_truncated``).
+    """
+
+    def __init__(self, path, info: VideoInfo, first: av.VideoFrame, decoded: Iterator[av.VideoFrame],
+                 container: av.container.InputContainer, to_rgb: Callable[[av.VideoFrame], np.ndarray],
+                 per_frame: float | None, accept_truncated: bool) -> None:
+        self.path, self.info, self._first, self._decoded, self._container = path, info, first, decoded, container
+        self._to_rgb, self._per_frame, self._accept = to_rgb, per_frame, accept_truncated
+        self.count, self.truncated = 0, False
+
+    def _span(self, first_pts: int | None, last_pts: int | None) -> int | None:
+        if first_pts is None or last_pts is None or not self._per_frame:
+            return None
+        return round((last_pts - first_pts) * self._per_frame) + 1
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        first_pts = last_pts = self._first.pts
+        try:
+            yield self._to_rgb(self._first)
+            self.count += 1
+            for frame in self._decoded:
+                yield self._to_rgb(frame)
+                self.count, last_pts = self.count + 1, frame.pts
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"{self.path}: decoding failed after {self.count} frames ({exc})") from exc
+        finally:
+            self._container.close()
+        declared = self.info.declared_frames
+        self.truncated = is_truncated(declared, self.count, self._span(first_pts, last_pts))
+        if self.truncated and not self._accept:
+            raise VideoError(f"{self.path}: truncated: {self.count} frames decoded of the {declared} its "
+                             "container declares (extract --accept-truncated keeps them)")
 
 
 def read_video(path: str | Path, short_side: int | None = SHORT_SIDE, accept_truncated: bool = False
