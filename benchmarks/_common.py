@@ -14,6 +14,12 @@ from twostream.table import markdown
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
+# the flow methods the benchmarks compare, by the name their tables print: (extract's method, its params)
+FLOWS = {
+    "dis-ultrafast": ("dis", {"preset": "ultrafast"}), "dis-fast": ("dis", {"preset": "fast"}),
+    "dis-medium": ("dis", {"preset": "medium"}), "farneback": ("farneback", {}), "tvl1": ("tvl1", {}),
+}
+
 
 def data_dir(sub: str) -> Path:
     path = DATA / sub
@@ -48,3 +54,15 @@ def finish(args: argparse.Namespace, figures: dict, text: str) -> None:
     print(text)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1))
+
+
+def middlebury_pairs() -> list[tuple[str, "np.ndarray", "np.ndarray", "np.ndarray"]]:
+    """The Middlebury pairs with ground truth: (name, grey frame 10, grey frame 11, flow ``float32[H, W, 2]``)."""
+    import cv2
+
+    from twostream.flow.middlebury import read_flo
+
+    root = data_dir("middlebury")
+    seqs = sorted(d for d in root.iterdir() if (d / "flow10.flo").exists())
+    return [(d.name, cv2.imread(str(d / "frame10.png"), cv2.IMREAD_GRAYSCALE),
+             cv2.imread(str(d / "frame11.png"), cv2.IMREAD_GRAYSCALE), read_flo(d / "flow10.flo")) for d in seqs]

@@ -10,30 +10,22 @@ import statistics
 
 import cv2
 
-from _common import data_dir, finish, median_ms, parser, table
+from _common import FLOWS, finish, median_ms, middlebury_pairs, parser, table
 from twostream.flow import build_flow
 from twostream.flow.codec import FlowCodec
-from twostream.flow.middlebury import endpoint_error, read_flo
-
-METHODS = {
-    "dis-ultrafast": ("dis", {"preset": "ultrafast"}), "dis-fast": ("dis", {"preset": "fast"}),
-    "dis-medium": ("dis", {"preset": "medium"}), "farneback": ("farneback", {}), "tvl1": ("tvl1", {}),
-}
+from twostream.flow.middlebury import endpoint_error
 
 
 def main() -> None:
     p = parser(__doc__)
-    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--methods", default=",".join(FLOWS))
     p.add_argument("--repeats", type=int, default=3, help="timing repeats per pair (TV-L1: 1)")
     args = p.parse_args()
-    root = data_dir("middlebury")
     codec = FlowCodec()
-    seqs = sorted(d for d in root.iterdir() if (d / "flow10.flo").exists())
-    pairs = [(d.name, cv2.imread(str(d / "frame10.png"), cv2.IMREAD_GRAYSCALE),
-              cv2.imread(str(d / "frame11.png"), cv2.IMREAD_GRAYSCALE), read_flo(d / "flow10.flo")) for d in seqs]
-    figures, rows = {"threads": cv2.getNumThreads(), "pairs": [s.name for s in seqs], "methods": {}}, []
+    pairs = middlebury_pairs()
+    figures, rows = {"threads": cv2.getNumThreads(), "pairs": [name for name, *_ in pairs], "methods": {}}, []
     for name in args.methods.split(","):
-        method, params = METHODS[name]
+        method, params = FLOWS[name]
         est = build_flow(method, **params)
         epe, epe_codec, ms = [], [], []
         for _seq, a, b, gt in pairs:

@@ -107,7 +107,8 @@ class RunConfig:
     val_every: int = 1000  # 0: never
     val_videos: int = 0  # validate on the first N test videos per task (0: all)
     checkpoint_every: int = 1000
-    amp: bool = True  # mixed precision on CUDA (ignored on CPU)
+    amp: bool = True  # float16 autocast on CUDA (ignored on CPU)
+    bf16_cpu: bool = False  # bfloat16 autocast on a CPU with native bf16 (AVX512_BF16, AMX; ignored elsewhere)
     device: str = field(default="auto", metadata={"choices": DEVICES})
 
     def __post_init__(self) -> None:

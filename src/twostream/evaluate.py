@@ -20,18 +20,23 @@ from .data.datasets import TestClips
 from .devices import pick_device
 from .errors import UserError
 from .metrics import summary
+from .precision import autocast
 from .runs import check_part, load_run
 from .scores import Scores, write_scores
 
 
 @torch.no_grad()
-def video_scores(model: nn.Module, clips: TestClips, x: torch.Tensor, task: str, chunk: int = 50) -> torch.Tensor:
+def video_scores(model: nn.Module, clips: TestClips, x: torch.Tensor, task: str, chunk: int = 50,
+                 dtype: torch.dtype | None = None) -> torch.Tensor:
     """One video's test input ``Tensor[P, C, H, W]`` (an item of ``clips``) -> softmax ``Tensor[K]``
-    averaged over its P x 10 crops, run through the model about ``chunk`` crops at a time."""
+    averaged over its P x 10 crops, run through the model about ``chunk`` crops at a time, under
+    ``dtype``'s autocast if given (``LoadedRun.dtype``)."""
     device = next(model.parameters()).device
     total, count = 0.0, 0
     for crops in clips.crops(x, max(1, chunk // 10)):
-        probs = torch.softmax(model(crops.to(device), task).float(), dim=1)
+        with autocast(device, dtype):
+            logits = model(crops.to(device), task)
+        probs = torch.softmax(logits.float(), dim=1)
         total = total + probs.sum(0)
         count += len(probs)
     return (total / count).cpu()
@@ -56,7 +61,7 @@ def evaluate(run: str | Path, part: str = "test", positions: int | None = None, 
         rows, labels, ids = [], [], []
         for item in tqdm(DataLoader(clips, batch_size=None, num_workers=workers), total=len(clips),
                          desc=f"{task.name} {part}", unit="video", disable=not progress):
-            rows.append(video_scores(loaded.model, clips, item["input"], task.name))
+            rows.append(video_scores(loaded.model, clips, item["input"], task.name, dtype=loaded.dtype))
             labels.append(item["label"])
             ids.append(item["video_id"])
         scores = Scores(ids, labels, split.classes, torch.stack(rows).numpy(), {

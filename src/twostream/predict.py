@@ -110,7 +110,7 @@ class Recognizer:
                     extracted[key] = out
                 inputs = replace(run.config.input, test_positions=self.positions) if self.positions else run.config.input
                 clips = make_clips(TestClips, t, inputs, [Sample("clip", 0)], run.convention, cache=extracted[key])
-                per_run[name] = video_scores(run.model, clips, clips[0]["input"], t.name).numpy()
+                per_run[name] = video_scores(run.model, clips, clips[0]["input"], t.name, dtype=run.dtype).numpy()
         return Prediction(self.classes, np.mean(list(per_run.values()), axis=0), per_run)
 
 

@@ -27,6 +27,7 @@ from .config import Config, config_from_dict
 from .errors import UserError
 from .fusion import check_training_scores
 from .models import build_model
+from .precision import autocast_dtype
 from .conventions import LEGACY
 from .data.splits import PARTS
 from .scores import Scores, read_scores
@@ -105,6 +106,12 @@ class LoadedRun:
     @property
     def classes(self) -> dict[str, list[str]]:
         return self.checkpoint["classes"]
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        """The autocast the run's config asks for on the model's device (``precision``), or None."""
+        device = next(self.model.parameters()).device
+        return autocast_dtype(device, self.config.run.amp, self.config.run.bf16_cpu)
 
 
 def load_run(run: str | Path, device: torch.device | str = "cpu") -> LoadedRun:

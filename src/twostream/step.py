@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .precision import autocast
+
 
 class AllHeads(nn.Module):
     """``Tensor[B, C, S, S]`` -> {task: logits ``Tensor[B, K_task]``}: every head on every row, so that
@@ -58,14 +60,14 @@ class StepStats:
 
 def train_step(net: nn.Module, batches: Iterator[dict], accumulate: int, task_counts: torch.Tensor,
                optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, device: torch.device,
-               amp: bool = False, world_size: int = 1) -> StepStats:
+               dtype: torch.dtype | None = None, world_size: int = 1) -> StepStats:
     """One optimizer step over the next ``accumulate`` micro-batches of ``batches`` (dicts with ``input``
     ``Tensor[b, C, S, S]``, ``label`` and ``task``), drawn one at a time so only one is in memory.
     ``task_counts`` ``Tensor[T]``: the rows of each task in the whole batch, over all ``world_size``
     processes. The gradient is that of the paper's multi-task loss of the whole batch, whatever the
     micro-batch size and the number of processes: each micro-batch adds its share of the loss, and under
     DDP (``net`` has ``no_sync``; it averages gradients over processes, all-reduced once, after the last
-    micro-batch) the shares are scaled by ``world_size``. ``amp``: float16 autocast (CUDA)."""
+    micro-batch) the shares are scaled by ``world_size``. ``dtype``: the autocast (``precision``), if any."""
     ddp = hasattr(net, "no_sync")
     counts = task_counts.to(device)
     loss_sum = torch.zeros((), device=device)
@@ -77,7 +79,7 @@ def train_step(net: nn.Module, batches: Iterator[dict], accumulate: int, task_co
         y, task = b["label"].to(device), b["task"].to(device)
         sync = not ddp or i == accumulate - 1
         with (nullcontext() if sync else net.no_sync()), \
-                torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                autocast(device, dtype):
             loss, right = multitask_loss(net(x), y, task, counts)
             scaler.scale(loss * world_size).backward()
         loss_sum = loss_sum + loss.detach()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +43,9 @@ def holds_out_groups(run: str | Path) -> bool:
 
 
 def splits_table(spatial: list[str | Path], temporal: list[str | Path], task: str | None = None,
-                 evaluate_missing: bool = True, **evaluate_kw) -> tuple[list[str], list[list[str]], dict]:
-    """Top-1 accuracy per split (one spatial and one temporal run per split) and their mean, as the
+                 evaluate_missing: bool = True, metric: Callable[[np.ndarray, np.ndarray], float] = top_k_accuracy,
+                 **evaluate_kw) -> tuple[list[str], list[list[str]], dict]:
+    """``metric`` (top-1 accuracy; or e.g. ``mean_class_accuracy``) per split (one spatial and one temporal run per split) and their mean, as the
     paper's Table 4: rows spatial, temporal, fusion by averaging, fusion by SVM (fitted on the training
     scores), and, where the runs hold groups out for it (``fusion_groups``), fusion by SVM fitted on the
     held-out groups' scores."""
@@ -55,15 +57,15 @@ def splits_table(spatial: list[str | Path], temporal: list[str | Path], task: st
         get = lambda run, part: run_scores(run, part, task, evaluate_missing, **evaluate_kw)  # noqa: E731
         s, t = get(s_run, "test"), get(t_run, "test")
         s_train, t_train = get(s_run, "train"), get(t_run, "train")
-        acc["Spatial ConvNet"].append(top_k_accuracy(s.scores, s.labels))
-        acc["Temporal ConvNet"].append(top_k_accuracy(t.scores, t.labels))
+        acc["Spatial ConvNet"].append(metric(s.scores, s.labels))
+        acc["Temporal ConvNet"].append(metric(t.scores, t.labels))
         avg, _ = fuse("avg", (s, t))
         svm, _ = fuse("svm", (s, t), (s_train, t_train))
-        acc["Fusion by averaging"].append(top_k_accuracy(avg.scores, avg.labels))
-        acc["Fusion by SVM"].append(top_k_accuracy(svm.scores, svm.labels))
+        acc["Fusion by averaging"].append(metric(avg.scores, avg.labels))
+        acc["Fusion by SVM"].append(metric(svm.scores, svm.labels))
         if holds_out_groups(s_run) and holds_out_groups(t_run):
             held = fuse("svm", (s, t), (get(s_run, "fusion"), get(t_run, "fusion")))[0]
-            acc.setdefault(HELD_OUT_ROW, []).append(top_k_accuracy(held.scores, held.labels))
+            acc.setdefault(HELD_OUT_ROW, []).append(metric(held.scores, held.labels))
     if HELD_OUT_ROW in acc and len(acc[HELD_OUT_ROW]) != len(spatial):
         raise UserError("either every split's runs hold groups out for the fusion, or none")
     headers = ["method"] + [f"split {i + 1}" for i in range(len(spatial))] + ["mean"]

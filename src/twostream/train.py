@@ -29,6 +29,7 @@ from .io import atomic_write_text, remove_leftovers
 from .models import input_convention
 from .resume import check_resume
 from .runs import RunDir
+from .precision import autocast, autocast_dtype
 from .step import AllHeads, train_step
 
 
@@ -55,7 +56,7 @@ def _set_rng_state(state: dict) -> None:
 
 @torch.no_grad()
 def validate(model: nn.Module, datasets: list, names: list[str], device: torch.device, batch: int,
-             workers: int) -> dict[str, float]:
+             workers: int, dtype: torch.dtype | None = None) -> dict[str, float]:
     """Top-1 accuracy per task on one centre frame/stack per video (the quick check during training)."""
     was_training = model.training
     model.eval()
@@ -63,7 +64,8 @@ def validate(model: nn.Module, datasets: list, names: list[str], device: torch.d
     for ds, name in zip(datasets, names):
         correct = 0
         for b in DataLoader(ds, batch_size=batch, num_workers=workers):
-            logits = model(b["input"].to(device), name)
+            with autocast(device, dtype):
+                logits = model(b["input"].to(device), name)
             correct += int((logits.argmax(1).cpu() == b["label"]).sum())
         out[f"val_accuracy/{name}"] = correct / len(ds)
     model.train(was_training)
@@ -151,8 +153,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, o.milestones, o.gamma)
-    use_amp = cfg.run.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    dtype = autocast_dtype(device, cfg.run.amp, cfg.run.bf16_cpu)
+    # float16's narrow range needs the loss scaled; bfloat16 has float32's range and does not
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
 
     iteration, rng_state, resumes = 0, None, []
     if ckpt is not None:
@@ -202,7 +205,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         while iteration < o.iterations:
             # the rows of each task in this batch, over all processes: the loss is each task's mean over it
             counts = torch.from_numpy(sampler.task_counts(iteration * o.batch_size, o.batch_size))
-            stats = train_step(net, batches, accumulate, counts, optimizer, scaler, device, use_amp, world)
+            stats = train_step(net, batches, accumulate, counts, optimizer, scaler, device, dtype, world)
             window["loss"] = window["loss"] + stats.loss
             window["correct"] = window["correct"] + stats.correct
             window["seen"] += stats.seen
@@ -222,7 +225,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                         "samples_per_s": window["seen"] * world / seconds}
                 window = _new_window(device)
                 if val_sets and (iteration % cfg.run.val_every == 0 or iteration == o.iterations):
-                    last |= validate(model, val_sets, [t.name for t in cfg.tasks], device, micro, cfg.run.workers)
+                    last |= validate(model, val_sets, [t.name for t in cfg.tasks], device, micro, cfg.run.workers,
+                                     dtype)
                 bar.set_postfix(loss=f"{last['loss']:.3f}", acc=f"{last['accuracy']:.2f}", lr=f"{last['lr']:.0e}",
                                 sps=f"{last['samples_per_s']:.1f}")
                 if metrics_file:

@@ -1,0 +1,187 @@
+"""Real UCF-101 results on this CPU: UCF-9, every clip of the first nine classes (../shared/data/ucf9),
+on the official splits. Extracts once, trains the spatial and the temporal CNN-M-2048 from scratch with
+configs/ucf9_{spatial,temporal}.yaml, scores the test videos with the test protocol (25 x 10 crops) and the
+training videos with --train-positions x 10 crops (for the SVM), fuses, and prints the paper's Table 4
+layout (top-1 and mean class accuracy) with the time of every stage.
+
+    python benchmarks/ucf9.py --root DIR [--out ucf9-run] [--splits 1,2,3] [--json FILE]
+        [--flows dis-ultrafast,dis-fast,farneback]   # + the flow table: temporal top-1 per flow method
+        [--options]                                  # + the paper's Table 2 variants on split 1
+
+DIR is what ../shared/data/ucf9/build.sh wrote (DIR/UCF-101/<Class>/*.avi). Every stage resumes: a
+complete cache unit is not extracted again, a finished run is not trained again, score files are reused,
+and the time each stage took is kept in OUT/times.json so a resumed run still prints it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from _common import DATA, FLOWS, finish, middlebury_pairs, parser
+from twostream.cache import cache_size
+from twostream.config import load_config
+from twostream.evaluate import evaluate
+from twostream.extract import ExtractOptions, extract_all
+from twostream.flow import build_flow
+from twostream.flow.middlebury import endpoint_error
+from twostream.io import atomic_write_text
+from twostream.metrics import mean_class_accuracy, top_k_accuracy
+from twostream.runs import RunDir
+from twostream.sources import find_videos
+from twostream.table import markdown, run_scores, splits_table
+from twostream.train import train
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+SPLITS = DATA / "splits" / "ucfTrainTestlist"
+SHORT_SIDE = 128  # the recipe's (configs/ucf9_*.yaml): 112 crops from frames of short side 128
+BASE_FLOW = "dis-medium"  # extract's default, the flow the main table's temporal stream uses
+# the paper's Table 2 variants of the temporal stream, as config overrides (the L = 10 flow-stacking run is
+# the main table's); bi-directional flow needs a cache with backward flow
+OPTIONS = {
+    "L = 1": ["input.length=1"], "L = 5": ["input.length=5"],
+    "trajectory stacking, L = 10": ["input.stacking=trajectory"],
+    "bi-directional, L = 10 (5 + 5)": ["input.bidirectional=true"],
+    "no mean subtraction, L = 10": ["input.mean_subtraction=false"],
+}
+
+
+class Stages:
+    """Seconds and figures of each stage, kept in ``OUT/times.json`` across resumed runs."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.done = json.loads(path.read_text()) if path.exists() else {}
+
+    def run(self, name: str, fn, skip: bool = False) -> dict:
+        """Runs ``fn()`` (a dict of figures) unless ``skip`` and the stage is recorded; adds its seconds."""
+        if not (skip and name in self.done):
+            start = time.perf_counter()
+            figures = fn() or {}
+            self.done[name] = {**figures, "seconds": round(time.perf_counter() - start, 1)}
+            atomic_write_text(self.path, json.dumps(self.done, indent=1))
+        return self.done[name]
+
+
+def extract(stages: Stages, root: Path, out: Path, flow: str, bidirectional: bool = False) -> Path:
+    cache = out / "cache" / (flow + ("-bidirectional" if bidirectional else ""))
+    method, params = FLOWS[flow]
+    options = ExtractOptions(flow_method=method, flow_params=params, short_side=SHORT_SIDE,
+                             bidirectional=bidirectional, verify=False)
+
+    def go() -> dict:
+        results = extract_all(find_videos(root / "UCF-101"), cache, options, workers=2, progress=False)
+        failed = [f"{r.video_id}: {r.reason}" for r in results if r.status == "failed"]
+        made = [r for r in results if r.status == "ok"]
+        size = cache_size(cache)
+        return {"videos": len(results), "failed": failed, "frames": size.frames, "extracted": len(made),
+                "extracted_frames": sum(r.frames for r in made), "mb": (size.rgb_bytes + size.flow_bytes) / 1e6,
+                "rgb_kb_per_frame": size.rgb_per_frame / 1e3, "flow_kb_per_field": size.flow_per_field / 1e3}
+
+    fig = stages.run(f"extract {cache.name}", go, skip=cache.is_dir())
+    if fig["failed"]:
+        raise SystemExit(f"{len(fig['failed'])} videos failed to extract: {fig['failed'][:3]}")
+    return cache
+
+
+def trained(stages: Stages, out: Path, name: str, stream: str, split: int, cache: Path, overrides=()) -> Path:
+    """The run ``out/runs/<name>``: trained (once) with the stream's config, then scored on the test
+    videos with the full protocol and on the training videos with ``--train-positions``."""
+    run = out / "runs" / name
+    cfg = load_config(CONFIGS / f"ucf9_{stream}.yaml", [
+        f"tasks.0.splits={SPLITS}", f"tasks.0.fold={split}", f"tasks.0.cache={cache}", *overrides])
+    last = RunDir(run)
+    def go() -> dict:
+        metrics = train(cfg, run, resume=last.checkpoint.exists(), progress=False)
+        return {"iterations": cfg.optim.iterations, "last_train_accuracy": metrics.get("accuracy")}
+
+    stages.run(f"train {name}", go, skip=last.checkpoint.exists())
+    return run
+
+
+def scored(stages: Stages, run: Path, part: str, positions: int | None) -> None:
+    stages.run(f"evaluate {run.name} {part}", lambda: {"videos": len(run_scores(run, part, positions=positions,
+                                                                               progress=False).labels)},
+               skip=bool(RunDir(run).score_files(part)))
+
+
+def test_accuracy(run: Path) -> tuple[float, float]:
+    """Top-1 and mean class accuracy of the run's test scores."""
+    s = run_scores(run, "test", evaluate_missing=False)
+    return top_k_accuracy(s.scores, s.labels), mean_class_accuracy(s.scores, s.labels)
+
+
+def middlebury_epe(flow: str) -> float:
+    method, params = FLOWS[flow]
+    est = build_flow(method, **params)
+    pairs = middlebury_pairs()
+    return sum(endpoint_error(est(a, b), gt) for _, a, b, gt in pairs) / len(pairs)
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--root", required=True, help="build.sh's OUT folder (holds UCF-101/)")
+    p.add_argument("--out", default="ucf9-run")
+    p.add_argument("--splits", default="1")
+    p.add_argument("--train-positions", type=int, default=5, help="positions per training video for the SVM")
+    p.add_argument("--flows", default="", help="comma-separated flow methods for the flow table (split 1)")
+    p.add_argument("--options", action="store_true", help="the paper's Table 2 variants on split 1")
+    args = p.parse_args()
+    root, out = Path(args.root), Path(args.out)
+    if not (root / "UCF-101").is_dir():
+        raise SystemExit(f"{root}: no UCF-101/ folder (make it with ../shared/data/ucf9/build.sh GITDIR {root})")
+    out.mkdir(parents=True, exist_ok=True)
+    stages = Stages(out / "times.json")
+    cache = extract(stages, root, out, BASE_FLOW)
+    figures, text = {"stages": stages.done}, []
+
+    spatial, temporal = [], []
+    for split in (int(s) for s in args.splits.split(",")):
+        for stream, runs in (("spatial", spatial), ("temporal", temporal)):
+            run = trained(stages, out, f"{stream}-split{split}", stream, split, cache)
+            scored(stages, run, "test", None)
+            scored(stages, run, "train", args.train_positions)
+            runs.append(run)
+    for metric, name in ((top_k_accuracy, "top-1"), (mean_class_accuracy, "mean class accuracy")):
+        headers, rows, acc = splits_table(spatial, temporal, evaluate_missing=False, metric=metric)
+        figures[name] = acc
+        text.append(f"UCF-9, {name} (SVM fitted on the training videos' scores, {args.train_positions} x 10 "
+                    f"crops each; test: 25 x 10)\n\n" + markdown(headers, rows))
+
+    if args.flows:
+        rows = []
+        for flow in [BASE_FLOW] + [f for f in args.flows.split(",") if f != BASE_FLOW]:
+            c = extract(stages, root, out, flow)
+            run = temporal[0] if flow == BASE_FLOW else trained(stages, out, f"temporal-split1-{flow}", "temporal",
+                                                                1, c)
+            scored(stages, run, "test", None)
+            ext = stages.done[f"extract {c.name}"]
+            epe = stages.run(f"middlebury {flow}", lambda: {"epe": middlebury_epe(flow)}, skip=True)["epe"]
+            top1, mca = test_accuracy(run)
+            rows.append([flow, f"{epe:.3f}", f"{ext['extracted_frames'] / ext['seconds']:.0f}" if ext["extracted"] else "-",
+                         f"{ext['mb']:.0f}", f"{ext['flow_kb_per_field']:.1f}", f"{top1:.1%}", f"{mca:.1%}"])
+        figures["flows"] = rows
+        text.append("Which flow (temporal stream, split 1)\n\n" + markdown(
+            ["flow", "Middlebury EPE px", "extraction frames/s (2 workers)", "cache MB", "KB per flow field",
+             "temporal top-1", "mean class"], rows))
+
+    if args.options:
+        rows = [["L = 10, flow stacking, mean subtraction (main table)", *map("{:.1%}".format, test_accuracy(temporal[0]))]]
+        for name, overrides in OPTIONS.items():
+            c = extract(stages, root, out, BASE_FLOW, bidirectional="input.bidirectional=true" in overrides)
+            slug = name.split(",")[0].replace(" ", "").replace("=", "").replace("-", "")
+            run = trained(stages, out, f"temporal-split1-{slug}", "temporal", 1, c, overrides)
+            scored(stages, run, "test", None)
+            rows.append([name, *map("{:.1%}".format, test_accuracy(run))])
+        figures["options"] = rows
+        text.append("The paper's Table 2 on UCF-9 (temporal stream, split 1)\n\n"
+                    + markdown(["input", "top-1", "mean class"], rows))
+
+    times = [[k, f"{v['seconds'] / 60:.1f}"] for k, v in stages.done.items()]
+    text.append("Time per stage (min; recorded when the stage ran)\n\n" + markdown(["stage", "minutes"], times))
+    finish(args, figures, "\n\n".join(text))
+
+
+if __name__ == "__main__":
+    main()
