@@ -13,15 +13,19 @@ import torch
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bfloat16 arithmetic
 
 
+def native_bf16(cpuinfo: str) -> bool:
+    """Whether a /proc/cpuinfo text lists a native bfloat16 flag on its first processor."""
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    return any(f in flags for f in CPU_BF16_FLAGS)
+
+
 @lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (read from /proc/cpuinfo; False where there is none)."""
+    """Whether this CPU computes bfloat16 natively (False where /proc/cpuinfo is not there to say)."""
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        return native_bf16(Path("/proc/cpuinfo").read_text())
     except OSError:
         return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return any(f in flags for f in CPU_BF16_FLAGS)
 
 
 def autocast_dtype(device: torch.device, amp: bool, bf16_cpu: bool) -> torch.dtype | None:
