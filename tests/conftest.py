@@ -120,3 +120,19 @@ def _tiny_overrides(synth: dict, stream: str) -> list[str]:
             "model.dropout=0.0", "optim.batch_size=8", "optim.micro_batch=8", "optim.milestones=[1000]",
             "optim.iterations=6", "optim.lr=0.01", "run.workers=0", "run.log_every=1", "run.val_every=0",
             "run.checkpoint_every=3"]
+
+
+@pytest.fixture(scope="session")
+def two_runs(synth_cache, tmp_path_factory, tiny_config):
+    """A spatial and a temporal run on ``synth_cache`` (4 iterations), scored on test and train."""
+    from twostream.evaluate import evaluate
+    from twostream.train import train
+
+    root = tmp_path_factory.mktemp("runs")
+    runs = {}
+    for stream in ("spatial", "temporal"):
+        runs[stream] = root / stream
+        train(tiny_config(stream, ["optim.iterations=4"]), runs[stream], progress=False)
+        for part in ("test", "train"):
+            evaluate(runs[stream], part, workers=0, progress=False)
+    return runs

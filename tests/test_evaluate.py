@@ -55,18 +55,6 @@ def test_video_scores_average_softmax_over_positions_and_crops(tmp_path, unit_re
     assert not torch.allclose(got, torch.softmax(torch.stack([stack[:, 0].mean((1, 2)), torch.zeros(3)], 1), 1).mean(0))
 
 
-@pytest.fixture(scope="module")
-def two_runs(synth_cache, tmp_path_factory, tiny_config):
-    root = tmp_path_factory.mktemp("runs")
-    runs = {}
-    for stream in ("spatial", "temporal"):
-        runs[stream] = root / stream
-        train(tiny_config(stream, ["optim.iterations=4"]), runs[stream], progress=False)
-        for part in ("test", "train"):
-            evaluate(runs[stream], part, workers=0, progress=False)
-    return runs
-
-
 def test_evaluation_writes_score_files_for_both_splits(two_runs, synth_cache):
     test = read_scores(RunDir(two_runs["spatial"]).scores("synth", "test"))
     train_ = read_scores(RunDir(two_runs["spatial"]).scores("synth", "train"))
@@ -167,23 +155,6 @@ def test_html_report_renders_in_headless_chromium_browser(two_runs, synth_cache)
     assert "RedUp" in dom and "true class" in dom
 
 
-def test_predict_a_clip_matches_its_evaluation(two_runs, synth_cache, capsys):
-    from twostream.predict import predict
-    runs = [two_runs["spatial"], two_runs["temporal"]]
-    evaluated = [read_scores(RunDir(r).scores("synth", "test")) for r in runs]
-    vid = evaluated[0].video_ids[0]
-    clip = synth_cache["videos"] / f"{vid}.mp4"
-    classes, fused, per_run = predict(clip, runs)
-    assert classes == evaluated[0].classes
-    # the clip went through the cache's own extraction settings and the same protocol: same scores
-    for run, ev in zip(runs, evaluated):
-        assert np.allclose(per_run[str(run)], ev.scores[0], atol=1e-4)
-    assert np.allclose(fused, (evaluated[0].scores[0] + evaluated[1].scores[0]) / 2, atol=1e-4)
-    assert main(["predict", str(clip), *map(str, runs), "--top", "3"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 3 and lines[0].startswith("1. " + classes[int(np.argmax(fused))])
-
-
 def test_fusion_fitted_on_held_out_groups(tiny_config, tmp_path, capsys):
     # group 1 of every class is held out of the streams' training; the SVM is fitted on its scores
     runs = {}
@@ -204,17 +175,3 @@ def test_fusion_fitted_on_held_out_groups(tiny_config, tmp_path, capsys):
     assert main(["table", "--spatial", str(runs["spatial"]), "--temporal", str(runs["temporal"]),
                  "--no-evaluate", "--quiet"]) == 0
     assert "| Fusion by SVM (fitted on held-out groups) |" in capsys.readouterr().out
-
-
-def test_recognizer_on_frames_in_memory_and_on_real_clips_shared_data(two_runs, synth_cache, shared_data):
-    from twostream import Recognizer
-    from twostream.video import read_video
-    rec = Recognizer.load([two_runs["spatial"], two_runs["temporal"]], device="cpu")
-    clip = next(iter(sorted((synth_cache["videos"] / "RedUp").glob("*.mp4"))))
-    frames, _ = read_video(clip, short_side=None)  # the run's cache keeps the size: the same frames
-    from_file, from_frames = rec.predict(clip), rec.predict(frames)
-    assert np.allclose(from_file.scores, from_frames.scores, atol=1e-5)
-    assert set(from_file.per_run) == {str(two_runs["spatial"]), str(two_runs["temporal"])}
-    for path in sorted((shared_data / "clips" / "ucf101").iterdir()):  # real clips, every one gets a ranking
-        top = rec.predict(path).top(5)
-        assert len(top) == 4 and sorted(top, key=lambda x: -x[1]) == top and abs(sum(s for _, s in top) - 1) < 1e-4

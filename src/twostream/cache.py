@@ -229,6 +229,12 @@ def is_complete(root: str | Path, video_id: str) -> bool:
     return True
 
 
+def extraction_record(root: str | Path) -> ExtractionRecord | None:
+    """How a cache was made (the record of its first unit), or None when there is no unit to read."""
+    ids = list_cached(root) if Path(root).is_dir() else []
+    return ExtractionRecord.from_manifest(read_manifest(root, ids[0]), str(root)) if ids else None
+
+
 def list_cached(root: str | Path) -> list[str]:
     """Ids of every unit under ``root`` (sorted), found by their manifests."""
     root = Path(root)

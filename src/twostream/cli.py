@@ -232,15 +232,53 @@ def _cmd_table(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .predict import Recognizer
+    from .runs import is_run
+    from .timeline import Windows, plot_timelines
 
-    p = Recognizer.load(args.runs, args.device, args.task, args.positions).predict(args.clip)
-    if args.json:
-        print(json.dumps({"clip": args.clip, "top": [{"class": c, "score": s} for c, s in p.top(args.top)],
-                          "runs": {r: s.tolist() for r, s in p.per_run.items()}}))
-    else:
-        for rank, (name, score) in enumerate(p.top(args.top), 1):
-            print(f"{rank}. {name:<30} {score:.3f}")
-    return 0
+    runs = [p for p in args.paths if is_run(p)]
+    clips = [p for p in args.paths if not is_run(p)]
+    if not runs:
+        raise UserError("name at least one run folder (or checkpoint file) after the clips")
+    if not clips and not args.stream:
+        raise UserError("name at least one clip (a video file), or --stream SOURCE")
+    rec = Recognizer.load(runs, args.device, args.task, args.positions, args.force, flow_method=args.flow,
+                          bound=args.bound, flow_quality=args.quality)
+    if args.stream:
+        from .stream import run_stream
+
+        summary = run_stream(rec, args.stream, every=args.every, out=args.out, max_frames=args.max_frames,
+                             json_lines=args.json, pace=not args.unpaced)
+        print(f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} frames/s), {summary.dropped} "
+              f"dropped, {summary.labels} labels, latency median {summary.latency(0.5) * 1000:.0f} ms, "
+              f"95th percentile {summary.latency(0.95) * 1000:.0f} ms" + (f"; annotated video -> {args.out}" if args.out else ""),
+              file=sys.stderr if args.json else sys.stdout)
+        return 0
+    windows = Windows(args.window, args.stride, args.window_positions)
+    timelines, failed = [], 0
+    for clip in clips:  # one bad clip is named; the others are still done
+        try:
+            p = rec.predict(clip)
+            tl = rec.timeline(clip, windows) if args.timeline else None
+        except ValueError as exc:
+            print(f"FAILED {exc}" if str(exc).startswith(clip) else f"FAILED {clip}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        if args.json:
+            print(json.dumps({"clip": clip, "top": [{"class": c, "score": s} for c, s in p.top(args.top)],
+                              "runs": {r: s.tolist() for r, s in p.per_run.items()}}
+                             | ({"timeline": tl.to_dict(args.top)} if tl else {})))
+        else:
+            if len(clips) > 1:
+                print(f"{clip}:")
+            for rank, (name, score) in enumerate(p.top(args.top), 1):
+                print(f"{rank}. {name:<30} {score:.3f}")
+        if tl:
+            timelines.append(tl)
+    if timelines:
+        plot_timelines(timelines, args.timeline, top=min(args.top, 3))
+        if not args.json:
+            print(f"timeline -> {args.timeline}")
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -350,14 +388,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_table)
 
-    p = sub.add_parser("predict", help="classify one clip with trained runs (scores of several runs averaged)")
-    p.add_argument("clip", help="a video file")
-    p.add_argument("runs", nargs="+", help="run folders (e.g. a spatial and a temporal one)")
+    p = sub.add_parser("predict", help="classify clips with trained runs (scores of several runs averaged)")
+    p.add_argument("paths", nargs="+", help="video files, then run folders (e.g. a spatial and a temporal one); "
+                                             "folders and .pt files are runs, the rest clips")
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--task", help="task name, for multi-task runs")
     p.add_argument("--positions", type=int, help="frames/stacks (default: the config's, 25)")
     p.add_argument("--device", default=DEVICES[0], choices=DEVICES)
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--json", action="store_true", help="print JSON (one object per clip, or per label in --stream)")
+    p.add_argument("--flow", choices=sorted(FLOW_METHODS), help="flow method for the clips (default: the runs' own)")
+    p.add_argument("--bound", type=float, help="flow codec bound (default: the runs' own)")
+    p.add_argument("--quality", type=int, help="flow JPEG quality (default: the runs' own)")
+    p.add_argument("--force", action="store_true", help="run even with another flow or codec than the runs' training")
+    p.add_argument("--timeline", metavar="PNG", help="plot the top classes over sliding windows into this file")
+    p.add_argument("--window", type=float, default=2.0, help="timeline window, seconds")
+    p.add_argument("--stride", type=float, default=1.0, help="timeline stride, seconds")
+    p.add_argument("--window-positions", type=int, default=5, help="positions scored per window (x 10 crops)")
+    p.add_argument("--stream", metavar="SOURCE", help="live: a video file, a camera (/dev/video0) or a URL")
+    p.add_argument("--every", type=int, default=5, help="--stream: score every K frames")
+    p.add_argument("--out", help="--stream: write the video with the current label drawn on it")
+    p.add_argument("--max-frames", type=int, default=0, help="--stream: stop after N frames (0: at the end)")
+    p.add_argument("--unpaced", action="store_true", help="--stream: read a file as fast as it decodes, not at its "
+                                                          "frame rate")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("demo", help="the end-to-end demo on generated videos (what `make demo` runs)")

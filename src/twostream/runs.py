@@ -86,6 +86,12 @@ def report_beside(scores_file: str | Path) -> Path:
     return Path(scores_file).with_suffix(".html")
 
 
+def is_run(path: str | Path) -> bool:
+    """Whether a path names a run (a folder, or a checkpoint file like a run's) rather than a video."""
+    path = Path(path)
+    return path.is_dir() or path.suffix == RunDir(".").checkpoint.suffix
+
+
 def run_of(run_or_checkpoint: str | Path) -> tuple[RunDir, Path]:
     """(the run folder, its checkpoint file) from either."""
     path = Path(run_or_checkpoint)

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .builders import load_task_split, make_clips, make_model, model_args
+from .cache import extraction_record
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, config_from_dict, save_config, to_dict
 from .data.datasets import TaskConcat, TrainClips, ValClips
@@ -139,6 +140,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     splits = [load_task_split(t) for t in cfg.tasks]
     classes = {t.name: s.classes for t, s in zip(cfg.tasks, splits)}
     convention = input_convention(cfg.model.arch)
+    # how each task's cache was made (flow method and parameters, codec, short side): prediction extracts a
+    # new clip the same way, and refuses another flow or codec unless forced
+    extraction = {t.name: r.to_manifest() for t in cfg.tasks if (r := extraction_record(t.cache)) is not None}
     train_sets = [make_clips(TrainClips, t, cfg.input, s.train, convention) for t, s in zip(cfg.tasks, splits)]
     val_sets = []
     if cfg.run.val_every and main_process:
@@ -237,7 +241,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                 if main_process:
                     save_checkpoint(run.checkpoint, {
                         "model": model.state_dict(), "model_args": model_args(cfg, classes), "config": to_dict(cfg),
-                        "input_convention": convention, "classes": classes, "iteration": iteration,
+                        "input_convention": convention, "classes": classes, "extraction": extraction, "iteration": iteration,
                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                         "scaler": scaler.state_dict(), "rng": _rng_state(), "window": totals, "resumes": resumes})
         if world > 1:

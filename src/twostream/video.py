@@ -201,30 +201,66 @@ def read_video(path: str | Path, short_side: int | None = SHORT_SIDE, accept_tru
     return np.stack(list(frames)), info
 
 
+class VideoWriter:
+    """Frames ``uint8[H, W, 3]`` RGB appended one at a time to a video file, written under a temporary name
+    and renamed on ``close()`` (a killed run leaves no half-written video); the size is the first frame's.
+    ``rotation``: a display matrix turning the frames that many degrees counter-clockwise (as phones write)."""
+
+    def __init__(self, path: str | Path, fps: float = 25.0, codec: str = "libx264", crf: int = 12,
+                 rotation: int = 0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(f".{self.path.stem}.tmp{self.path.suffix}")
+        self._container = av.open(str(self._tmp), mode="w")
+        options = {"crf": str(crf), "preset": "veryfast"} if codec == "libx264" else {}
+        self._stream = self._container.add_stream(codec, rate=round(fps) if float(fps).is_integer() else fps,
+                                                  options=options)
+        self._codec, self._rotation, self._size = codec, rotation, None
+
+    def write(self, frame: np.ndarray) -> None:
+        if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+            raise UserError(f"frames must be uint8[H, W, 3], got {frame.dtype}{list(frame.shape)}")
+        if self._size is None:
+            self._size = frame.shape[:2]
+            # yuv420p needs even sides; odd ones are cropped by a pixel
+            self._stream.height, self._stream.width = (self._size[0] // 2 * 2, self._size[1] // 2 * 2)
+            self._stream.pix_fmt = "yuv420p"
+            if self._rotation:
+                self._stream.set_display_rotation(self._rotation)
+            if self._codec != "libx264":
+                self._stream.bit_rate = 8_000_000  # near-lossless for the small frames written here
+        elif frame.shape[:2] != self._size:
+            raise UserError(f"{self.path}: frame of {frame.shape[1]}x{frame.shape[0]} after frames of "
+                            f"{self._size[1]}x{self._size[0]}")
+        h, w = self._stream.height, self._stream.width
+        self._container.mux(self._stream.encode(av.VideoFrame.from_ndarray(
+            np.ascontiguousarray(frame[:h, :w]), format="rgb24")))
+
+    def close(self) -> None:
+        """Flush, close and rename into place."""
+        self._container.mux(self._stream.encode())
+        self._container.close()
+        self._tmp.replace(self.path)
+
+    def abort(self) -> None:
+        """Close and remove the temporary file: nothing is left at the path."""
+        self._container.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.abort() if exc_type else self.close()
+
+
 def write_video(path: str | Path, frames: np.ndarray, fps: float = 25.0, codec: str = "libx264",
                 crf: int = 12, rotation: int = 0) -> None:
     """Write ``uint8[T, H, W, 3]`` RGB frames to a video file (used by the synthetic generator and tests);
-    ``rotation``: a display matrix turning them that many degrees counter-clockwise (as phones write).
-
-    Written to a temporary name and renamed, so a killed run leaves no half-written video.
-    """
-    path = Path(path)
+    ``rotation``: a display matrix turning them that many degrees counter-clockwise (as phones write)."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise UserError(f"frames must be uint8[T, H, W, 3], got {frames.dtype}{list(frames.shape)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    options = {"crf": str(crf), "preset": "veryfast"} if codec == "libx264" else {}
-    with av.open(str(tmp), mode="w") as container:
-        stream = container.add_stream(codec, rate=round(fps) if float(fps).is_integer() else fps,
-                                      options=options)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        if rotation:
-            stream.set_display_rotation(rotation)
-        if codec != "libx264":
-            stream.bit_rate = 8_000_000  # near-lossless for the small frames written here
-        for array in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
-        container.mux(stream.encode())
-    tmp.replace(path)
+    with VideoWriter(path, fps, codec, crf, rotation) as writer:
+        for frame in frames:
+            writer.write(frame)

@@ -114,8 +114,15 @@ class TestClips(Clips):
     __test__ = False  # not a pytest class
 
     def __getitem__(self, index: int) -> dict:
+        return self.at(index, sampling.evenly_spaced(self.num_positions(index), self.options.test_positions))
+
+    def num_positions(self, index: int) -> int:
+        """Positions of video ``index``: frames (spatial) or stack starts (temporal)."""
+        return self.reader.num_positions(self.video(index))
+
+    def at(self, index: int, where: np.ndarray) -> dict:
+        """The item of video ``index`` at the positions ``where`` (``int64[P]``; e.g. one time window's)."""
         video = self.video(index)
-        where = sampling.evenly_spaced(self.reader.num_positions(video), self.options.test_positions)
         return self._item(index, np.stack([self.reader.load(video, int(p), None) for p in where]), where)
 
     def crops(self, x: torch.Tensor, positions_per_chunk: int = 5) -> Iterator[torch.Tensor]:
