@@ -15,7 +15,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH)"
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,export]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/extract.py
 	$(PY) benchmarks/loader.py
 	$(PY) benchmarks/model.py
+	$(PY) benchmarks/predict.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

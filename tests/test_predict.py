@@ -127,7 +127,7 @@ def test_a_bad_clip_is_named_and_the_others_are_still_done(rec, synth_cache, tmp
     assert main(["predict", str(good), str(tmp_path / "empty")]) == 2  # a folder that is no run
     assert "empty: no run there" in capsys.readouterr().err
     assert main(["predict", str(good), str(tmp_path / "missing.pt")]) == 2  # a checkpoint that is not there
-    assert "missing.pt: no run there" in capsys.readouterr().err
+    assert "missing.pt: no such run folder or checkpoint file" in capsys.readouterr().err
 
 
 def test_stream_mode_on_a_file_read_as_a_stream(rec, synth_cache, tmp_path):

@@ -9,6 +9,7 @@ import torch
 
 from twostream.checkpoint import load_checkpoint
 from twostream.config import save_config
+from twostream.errors import UserError
 from twostream.runs import RunDir
 from twostream.train import train
 
@@ -134,3 +135,12 @@ def test_fine_tuning_from_another_runs_checkpoint(synth_cache, tmp_path, tiny_co
     for k in ("features.0.weight", "features.8.weight", "pre_logits.4.weight"):
         assert torch.allclose(tuned["model"][k], source["model"][k], atol=1e-6), k
     assert "head.heads.hmdb51.weight" in tuned["model"] and "head.heads.ucf101.weight" not in tuned["model"]
+
+
+def test_a_diverging_run_stops_with_a_clear_error_and_keeps_finite_weights(tiny_config, tmp_path):
+    run = tmp_path / "run"
+    cfg = tiny_config("temporal", ["optim.lr=1e8", "optim.iterations=12", "run.log_every=4", "run.checkpoint_every=1"])
+    with pytest.raises(UserError, match=r"training diverged: the loss is nan by iteration \d+; .*checkpoint.pt holds"):
+        train(cfg, run, progress=False)
+    saved = torch.load(run / "checkpoint.pt", weights_only=False)  # the first step's, at least
+    assert 1 <= saved["iteration"] < 12 and all(torch.isfinite(v).all() for v in saved["model"].values())

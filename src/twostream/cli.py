@@ -13,6 +13,7 @@ from pathlib import Path
 from .data.splits import KINDS
 from .devices import DEVICES
 from .errors import UserError
+from .export import FORMATS as EXPORT_FORMATS
 from .extract import ExtractOptions
 from .flow import METHODS as FLOW_METHODS
 from .flow.dis import DEFAULT_PRESET
@@ -281,6 +282,25 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_runs
+    from .runs import load_run
+
+    runs, names, failed = [], [], 0
+    for name in args.runs:  # a run that is not there is named; the others are still exported
+        try:
+            runs.append(load_run(name))
+            names.append(name)
+        except ValueError as exc:
+            print(f"FAILED {exc}", file=sys.stderr)
+            failed += 1
+    if failed and args.fused:
+        raise UserError("--fused needs both runs")
+    for path in export_runs(runs, names, args.out, args.format, args.fused, args.task) if runs else []:
+        print(f"{path} (input spec: {path.with_suffix('.json')})")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="twostream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -411,6 +431,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unpaced", action="store_true", help="--stream: read a file as fast as it decodes, not at its "
                                                           "frame rate")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("export", help="write trained runs as ONNX or TorchScript, with their input spec in JSON")
+    p.add_argument("runs", nargs="+", help="run folders (or checkpoint files)")
+    p.add_argument("--format", default=EXPORT_FORMATS[0], choices=EXPORT_FORMATS)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--fused", action="store_true", help="also one graph of a spatial and a temporal run, averaged")
+    p.add_argument("--task", help="task name, for multi-task runs (default: the first)")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("demo", help="the end-to-end demo on generated videos (what `make demo` runs)")
     p.add_argument("out", nargs="?", default="demo-run")

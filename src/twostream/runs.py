@@ -123,6 +123,8 @@ class LoadedRun:
 def load_run(run: str | Path, device: torch.device | str = "cpu") -> LoadedRun:
     """The trained model and config of a run folder (or a checkpoint file)."""
     run_dir, path = run_of(run)
+    if not Path(run).exists():
+        raise UserError(f"{run}: no such run folder or checkpoint file")
     if not path.exists():
         raise UserError(f"{run}: no run there (no {path.name})")
     ckpt = load_checkpoint(path)

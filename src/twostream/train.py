@@ -8,6 +8,7 @@ configured batch size, checkpoints that resume exactly where the run stopped.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -95,6 +96,13 @@ def _window_totals(window: dict, world: int) -> dict:
         dist.all_reduce(loss)
         dist.all_reduce(correct)
     return {"loss": float(loss), "correct": int(correct), "seen": window["seen"], "steps": window["steps"]}
+
+
+def _check_finite(loss: float, iteration: int, checkpoint: Path) -> None:
+    """Stop a diverged run before it writes NaN weights over its last good checkpoint."""
+    if not math.isfinite(loss):
+        raise UserError(f"training diverged: the loss is {loss} by iteration {iteration}; {checkpoint} holds the "
+                        "last finite weights (lower optim.lr, or raise optim.batch_size, and train again)")
 
 
 def _trim_metrics(path: Path, iteration: int) -> None:
@@ -228,6 +236,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                         "accuracy": int(correct) / (window["seen"] * world), "lr": scheduler.get_last_lr()[0],
                         "samples_per_s": window["seen"] * world / seconds}
                 window = _new_window(device)
+                _check_finite(last["loss"], iteration, run.checkpoint)
                 if val_sets and (iteration % cfg.run.val_every == 0 or iteration == o.iterations):
                     last |= validate(model, val_sets, [t.name for t in cfg.tasks], device, micro, cfg.run.workers,
                                      dtype)
@@ -238,6 +247,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                     metrics_file.flush()
             if iteration % cfg.run.checkpoint_every == 0 or iteration == o.iterations:
                 totals = _window_totals(window, world)
+                _check_finite(totals["loss"], iteration, run.checkpoint)  # NaN stays in the window's sum
                 if main_process:
                     save_checkpoint(run.checkpoint, {
                         "model": model.state_dict(), "model_args": model_args(cfg, classes), "config": to_dict(cfg),

@@ -45,6 +45,7 @@ class CNNM2048(TaskModel):
                  lrn2: bool = True, *, dropout: float) -> None:
         super().__init__()
         self.in_channels, self.image_size = in_channels, image_size
+        self.stem_chunk = STEM_CHUNK  # 0: one pass (export: a graph that does not depend on the batch size)
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 96, 7, stride=2), nn.ReLU(inplace=True), FastLRN(96, **LRN_ARGS),
             nn.MaxPool2d(3, 2, ceil_mode=True),
@@ -73,12 +74,13 @@ class CNNM2048(TaskModel):
             raise UserError(f"CNN-M was built for {self.image_size}x{self.image_size} inputs, got "
                              f"{x.shape[-1]}x{x.shape[-2]}")
         x = x.contiguous(memory_format=torch.channels_last)
-        if torch.is_grad_enabled() or len(x) <= STEM_CHUNK:
+        chunk = self.stem_chunk
+        if torch.is_grad_enabled() or not chunk or len(x) <= chunk:
             return self.features(x)
         # Inference: conv1 -> ReLU -> LRN -> pool is memory-bound on conv1's large maps (96 x 109 x 109 a
         # image at 224); a few images at a time keep them in cache (1.6x faster on this block).
         stem, rest = self.features[:4], self.features[4:]
-        return rest(torch.cat([stem(x[i:i + STEM_CHUNK]) for i in range(0, len(x), STEM_CHUNK)]))
+        return rest(torch.cat([stem(x[i:i + chunk]) for i in range(0, len(x), chunk)]))
 
 
     @property
