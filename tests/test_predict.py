@@ -175,3 +175,13 @@ def test_a_slow_model_drops_frames_instead_of_queueing_them(rec, synth_cache, tm
     updates = list(rec.stream(str(clip), every=1, pace=True))
     assert updates[-1].dropped > 0 and len(updates) + updates[-1].dropped == 48
     assert max(np.diff([u.frame for u in updates])) > 1  # frames were skipped, in order
+
+
+def test_a_truncated_checkpoint_is_one_clear_line(two_runs, synth_cache, tmp_path, capsys):
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    data = (two_runs["temporal"] / "checkpoint.pt").read_bytes()
+    (cut / "checkpoint.pt").write_bytes(data[: len(data) // 2])
+    assert main(["predict", str(_clip(synth_cache)), str(cut)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(cut / "checkpoint.pt") in err[0] and "Traceback" not in err[0]
