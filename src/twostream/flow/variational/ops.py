@@ -1,0 +1,106 @@
+"""What the variational flows share, in batched torch operations (no loop over pixels): image pyramids,
+warping, derivatives, divergence, median filtering. Images are ``Tensor[B, H, W]`` float32 (0-255),
+flows ``Tensor[B, 2, H, W]`` in pixels (x, then y)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ...errors import UserError
+
+
+def as_batch(frames: torch.Tensor | np.ndarray, device: torch.device) -> torch.Tensor:
+    """Grey frames ``[H, W]`` or ``[B, H, W]`` (uint8 or float, 0-255) -> float32 ``Tensor[B, H, W]``."""
+    x = torch.as_tensor(frames)
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3:
+        raise UserError(f"grey frames must be [H, W] or [B, H, W], got {list(x.shape)}")
+    return x.to(device=device, dtype=torch.float32)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian smoothing of ``Tensor[B, H, W]`` (replicated borders)."""
+    if sigma <= 0:
+        return x
+    radius = max(1, int(round(2 * sigma)))
+    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    k = torch.exp(-t * t / (2 * sigma * sigma))
+    k = k / k.sum()
+    y = F.pad(x[:, None], (radius, radius, 0, 0), mode="replicate")
+    y = F.conv2d(y, k.view(1, 1, 1, -1))
+    y = F.pad(y, (0, 0, radius, radius), mode="replicate")
+    return F.conv2d(y, k.view(1, 1, -1, 1))[:, 0]
+
+
+def pyramid_sizes(height: int, width: int, factor: float, levels: int, min_side: int) -> list[tuple[int, int]]:
+    """Sizes from the finest (the input's) to the coarsest, each ``factor`` of the previous, at most
+    ``levels`` of them and none with a side under ``min_side``."""
+    sizes = [(height, width)]
+    while len(sizes) < levels:
+        h, w = round(sizes[-1][0] * factor), round(sizes[-1][1] * factor)
+        if min(h, w) < min_side:
+            break
+        sizes.append((h, w))
+    return sizes
+
+
+def resize(x: torch.Tensor, size: tuple[int, int], sigma: float = 0.0) -> torch.Tensor:
+    """``Tensor[B, H, W]`` smoothed by ``sigma`` (anti-aliasing before shrinking) and resized bilinearly."""
+    return F.interpolate(gaussian_blur(x, sigma)[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``Tensor[B, 2, h, w]`` -> ``Tensor[B, 2, H, W]``, its vectors scaled with the image."""
+    h, w = flow.shape[-2:]
+    out = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
+    scale = torch.tensor([size[1] / w, size[0] / h], device=flow.device, dtype=flow.dtype)
+    return out * scale.view(1, 2, 1, 1)
+
+
+def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """``image`` ``Tensor[B, C, H, W]`` sampled at x + flow (bilinear; outside the frame: the border)."""
+    b, _, h, w = flow.shape
+    ys, xs = torch.meshgrid(torch.arange(h, device=flow.device, dtype=flow.dtype),
+                            torch.arange(w, device=flow.device, dtype=flow.dtype), indexing="ij")
+    gx = (xs + flow[:, 0]) * (2 / max(w - 1, 1)) - 1
+    gy = (ys + flow[:, 1]) * (2 / max(h - 1, 1)) - 1
+    return F.grid_sample(image, torch.stack([gx, gy], dim=-1), mode="bilinear", padding_mode="border",
+                         align_corners=True)
+
+
+def centered_gradient(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Central differences of ``Tensor[B, ..., H, W]`` (one-sided at the borders): (d/dx, d/dy)."""
+    gx = torch.empty_like(x)
+    gy = torch.empty_like(x)
+    gx[..., 1:-1] = (x[..., 2:] - x[..., :-2]) / 2
+    gx[..., 0], gx[..., -1] = x[..., 1] - x[..., 0], x[..., -1] - x[..., -2]
+    gy[..., 1:-1, :] = (x[..., 2:, :] - x[..., :-2, :]) / 2
+    gy[..., 0, :], gy[..., -1, :] = x[..., 1, :] - x[..., 0, :], x[..., -1, :] - x[..., -2, :]
+    return gx, gy
+
+
+def forward_gradient(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward differences of ``Tensor[..., H, W]``, zero at the last column / row (TV's discrete gradient)."""
+    gx = F.pad(x[..., 1:] - x[..., :-1], (0, 1))
+    gy = F.pad(x[..., 1:, :] - x[..., :-1, :], (0, 0, 0, 1))
+    return gx, gy
+
+
+def divergence(px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
+    """Backward-difference divergence, the negative adjoint of ``forward_gradient``."""
+    dx = torch.cat([px[..., :1], px[..., 1:-1] - px[..., :-2], -px[..., -2:-1]], dim=-1)
+    dy = torch.cat([py[..., :1, :], py[..., 1:-1, :] - py[..., :-2, :], -py[..., -2:-1, :]], dim=-2)
+    return dx + dy
+
+
+def median_filter(x: torch.Tensor, size: int) -> torch.Tensor:
+    """``size`` x ``size`` median of each channel of ``Tensor[B, C, H, W]`` (replicated borders)."""
+    if size <= 1:
+        return x
+    b, c, h, w = x.shape
+    r = size // 2
+    patches = F.unfold(F.pad(x, (r, r, r, r), mode="replicate"), size)  # [B, C*size*size, H*W]
+    return patches.view(b, c, size * size, h * w).median(dim=2).values.view(b, c, h, w)
