@@ -13,7 +13,7 @@ from twostream.cache import CachedVideo, list_cached, unit_dir
 from twostream.cli import main
 from twostream.errors import UserError
 from twostream.extract import ExtractOptions, VideoResult, _run_pool, extract_all
-from twostream.sources import find_videos, parse_shard, shard
+from twostream.sources import find_videos, parse_shard, shard, shard_from_env
 
 FAST = ExtractOptions(flow_params={"preset": "ultrafast"}, short_side=0)
 
@@ -41,6 +41,22 @@ def test_shards_partition_deterministically():
     for bad in ("5/5", "x", "1/0"):
         with pytest.raises(ValueError, match="shard"):
             parse_shard(bad)
+
+
+def test_shard_auto_reads_the_launchers_environment(monkeypatch):
+    assert shard_from_env({"RANK": "3", "WORLD_SIZE": "8"}) == (3, 8)  # torchrun
+    assert shard_from_env({"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "4",
+                           "SLURM_ARRAY_TASK_MIN": "2"}) == (3, 4)  # an array 2-5
+    with pytest.raises(ValueError, match="--shard auto: neither RANK/WORLD_SIZE"):
+        shard_from_env({})
+    with pytest.raises(ValueError, match="0 <= I < N"):
+        shard_from_env({"RANK": "4", "WORLD_SIZE": "4"})
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    assert parse_shard("auto") == (1, 3)
+    videos = [(f"c/v{i}", Path(f"v{i}.avi")) for i in range(60)]  # every video in exactly one process's share
+    shares = [shard(videos, *shard_from_env({"RANK": str(r), "WORLD_SIZE": "3"})) for r in range(3)]
+    assert sorted(sum(shares, [])) == sorted(videos)
 
 
 def test_extract_writes_flow_that_follows_the_motion(tiny_videos, tmp_path):

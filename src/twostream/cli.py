@@ -313,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"DIS preset (default {DEFAULT_PRESET})")
     p.add_argument("--flow-params", help='JSON of estimator parameters, e.g. \'{"winsize": 21}\'')
     p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
-    p.add_argument("--shard", help="I/N: process only shard I of N (0-based)")
+    p.add_argument("--shard", help="I/N: process only shard I of N (0-based); auto: this process's share under "
+                                   "torchrun (RANK/WORLD_SIZE) or a Slurm array (SLURM_ARRAY_TASK_ID/COUNT)")
     p.add_argument("--short-side", type=int, default=ExtractOptions.short_side,
                    help=f"rescale so the short side is this (0 keeps; default {ExtractOptions.short_side})")
     p.add_argument("--bidirectional", action="store_true", help="also store backward flow")

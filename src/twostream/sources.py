@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .errors import UserError
@@ -83,8 +83,27 @@ def find_videos(src: str | Path) -> list[tuple[str, Path]]:
     return scan_videos(src)[0]
 
 
+# the launchers whose processes find their share in the environment: torchrun (one process per GPU,
+# several machines), then a Slurm job array (one task per array index)
+SHARD_ENV = (("RANK", "WORLD_SIZE"), ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"))
+
+
+def shard_from_env(env: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """(i, n) of this process under torchrun (RANK, WORLD_SIZE) or a Slurm array (SLURM_ARRAY_TASK_ID,
+    SLURM_ARRAY_TASK_COUNT; an array that does not start at 0 is offset by SLURM_ARRAY_TASK_MIN)."""
+    env = os.environ if env is None else env
+    for index, count in SHARD_ENV:
+        if index in env and count in env:
+            i = int(env[index]) - (int(env.get("SLURM_ARRAY_TASK_MIN", 0)) if index.startswith("SLURM") else 0)
+            return parse_shard(f"{i}/{env[count]}")
+    raise UserError("--shard auto: neither RANK/WORLD_SIZE (torchrun) nor SLURM_ARRAY_TASK_ID/"
+                    "SLURM_ARRAY_TASK_COUNT (a Slurm array) is set; give --shard I/N")
+
+
 def parse_shard(text: str) -> tuple[int, int]:
-    """"I/N" -> (i, n) with 0 <= i < n."""
+    """"I/N" -> (i, n) with 0 <= i < n; "auto" -> this process's share under its launcher (``shard_from_env``)."""
+    if text == "auto":
+        return shard_from_env()
     try:
         i, n = (int(x) for x in text.split("/"))
     except ValueError:

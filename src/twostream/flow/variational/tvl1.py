@@ -86,20 +86,22 @@ class TVL1Torch:
             g = torch.stack([wx, wy], dim=1)  # [B, 2, H, W]
             g2 = (wx * wx + wy * wy).clamp_min(1e-9)[:, None]
             rho_c = w1 - (g * u).sum(1) - i0  # residual without the flow's part: rho = rho_c + g . u
+            lt_g, lt_g2 = lt * g, lt * g2
             active = torch.ones(b, dtype=torch.bool, device=u.device)
             for _ in range(p["outer_iterations"]):
-                for _ in range(p["inner_iterations"]):
+                every = bool(active.all())  # then no pair needs holding still: no masking
+                for inner in range(p["inner_iterations"]):
                     rho = (rho_c + (g * u).sum(1))[:, None]
                     # the data term's point-wise minimiser (three cases of the thresholding step)
-                    step = torch.where(rho < -lt * g2, lt * g, torch.where(rho > lt * g2, -lt * g, -rho * g / g2))
-                    v = u + step
-                    new = v + p["theta"] * divergence(dual[:, :, 0], dual[:, :, 1])
-                    change = ((new - u) ** 2).sum(1).flatten(1).mean(1)  # per pair
-                    u = torch.where(active.view(b, 1, 1, 1), new, u)  # a converged pair stays as it is
+                    step = torch.where(rho < -lt_g2, lt_g, torch.where(rho > lt_g2, -lt_g, rho * g / -g2))
+                    new = step.add_(u).add_(divergence(dual[:, :, 0], dual[:, :, 1]), alpha=p["theta"])
+                    if inner == p["inner_iterations"] - 1:  # the stopping test needs the last step's change only
+                        change = (new - u).square_().sum(1).flatten(1).mean(1)
+                    u = new if every else torch.where(active.view(b, 1, 1, 1), new, u)  # converged pairs stay
                     gx, gy = forward_gradient(u)
-                    norm = 1 + taut * torch.sqrt(gx * gx + gy * gy)
-                    dual = torch.where(active.view(b, 1, 1, 1, 1),
-                                       (dual + taut * torch.stack([gx, gy], dim=2)) / norm[:, :, None], dual)
+                    norm = torch.sqrt(gx * gx + gy * gy).mul_(taut).add_(1)[:, :, None]
+                    moved = torch.stack([gx, gy], dim=2).mul_(taut).add_(dual).div_(norm)
+                    dual = moved if every else torch.where(active.view(b, 1, 1, 1, 1), moved, dual)
                 active = active & (change > p["epsilon"] ** 2)
                 if not bool(active.any()):
                     break
