@@ -10,10 +10,10 @@ from .codec import FlowCodec
 from .dis import DISFlow
 from .farneback import FarnebackFlow
 from .tvl1 import TVL1Flow
-from .variational import TVL1Torch
+from .variational import BroxTorch, TVL1Torch
 
 METHODS: dict[str, type] = {"dis": DISFlow, "farneback": FarnebackFlow, "tvl1": TVL1Flow,
-                            "tvl1-torch": TVL1Torch}  # OpenCV's TV-L1 and the PyTorch one
+                            "tvl1-torch": TVL1Torch, "brox": BroxTorch}  # the last two: PyTorch, any device
 DEFAULT_METHOD = "dis"  # DIS medium: the CPU default (the paper used Brox et al. 2004 on a GPU)
 
 
@@ -27,6 +27,6 @@ def build_flow(method: str, **params: Any) -> FlowEstimator:
         raise UserError(f"bad parameters for flow method {method!r}: {exc}") from exc
 
 
-__all__ = ["DEFAULT_METHOD", "FlowEstimator", "FlowCodec", "DISFlow", "FarnebackFlow", "TVL1Flow", "TVL1Torch",
+__all__ = ["DEFAULT_METHOD", "FlowEstimator", "FlowCodec", "DISFlow", "FarnebackFlow", "TVL1Flow", "TVL1Torch", "BroxTorch",
            "METHODS",
            "build_flow", "compute_flow", "iter_flow", "to_gray"]
