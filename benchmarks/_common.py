@@ -18,9 +18,9 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FLOWS = {
     "dis-ultrafast": ("dis", {"preset": "ultrafast"}), "dis-fast": ("dis", {"preset": "fast"}),
     "dis-medium": ("dis", {"preset": "medium"}), "farneback": ("farneback", {}), "tvl1": ("tvl1", {}),
-    "tvl1-torch": ("tvl1-torch", {}),
+    "tvl1-torch": ("tvl1-torch", {}), "brox": ("brox", {}),
 }
-SLOW = ("tvl1", "tvl1-torch")  # timed once per pair, not --repeats times
+SLOW = ("tvl1", "tvl1-torch", "brox")  # timed once per pair, not --repeats times
 
 
 def data_dir(sub: str) -> Path:
