@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import UserError
-from .ops import as_batch, centered_gradient, forward_gradient, pyramid_sizes, resize, resize_flow, warp
+from .ops import as_batch, centered_gradient, coarse_to_fine, forward_gradient, warp
 
 
 def _psi_prime(s2: torch.Tensor, eps: float) -> torch.Tensor:
@@ -68,18 +68,8 @@ class BroxTorch:
         # intensities in [0, 1]: alpha and gamma are given at that scale (as in C. Liu's implementation; the
         # defaults were chosen on the synthetic motions of the tests, then checked once on Middlebury)
         i0, i1 = as_batch(prev, self.device) / 255, as_batch(nxt, self.device) / 255
-        if i0.shape != i1.shape:
-            raise UserError(f"frame pairs must match in shape, got {list(i0.shape)} and {list(i1.shape)}")
         p = self._params
-        sizes = pyramid_sizes(*i0.shape[-2:], p["scale_factor"], p["levels"], p["min_side"])
-        sigma = p["smoothing"] * np.sqrt(1 / p["scale_factor"] ** 2 - 1)
-        levels = [(i0, i1)]
-        for size in sizes[1:]:
-            levels.append((resize(levels[-1][0], size, sigma), resize(levels[-1][1], size, sigma)))
-        flow = torch.zeros(len(i0), 2, *sizes[-1], device=self.device)
-        for a, b in reversed(levels):
-            flow = self._level(a, b, resize_flow(flow, tuple(a.shape[-2:])))
-        return flow
+        return coarse_to_fine(i0, i1, p["scale_factor"], p["levels"], p["min_side"], p["smoothing"], self._level)
 
     def energy(self, i0: torch.Tensor, i1: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         """The energy of ``flow`` ``Tensor[B, 2, H, W]`` for the pair (intensities 0-1), per pair ``[B]``."""

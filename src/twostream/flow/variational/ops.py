@@ -4,6 +4,8 @@ flows ``Tensor[B, 2, H, W]`` in pixels (x, then y)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -19,6 +21,26 @@ def as_batch(frames: torch.Tensor | np.ndarray, device: torch.device) -> torch.T
     if x.ndim != 3:
         raise UserError(f"grey frames must be [H, W] or [B, H, W], got {list(x.shape)}")
     return x.to(device=device, dtype=torch.float32)
+
+
+def coarse_to_fine(i0: torch.Tensor, i1: torch.Tensor, factor: float, levels: int, min_side: int,
+                   smoothing: float, solve: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+                   ) -> torch.Tensor:
+    """The pyramid scheme both models share: frames ``Tensor[B, H, W]`` shrunk by ``factor`` per level
+    (``pyramid_sizes``; each level made from the one above it, Gaussian anti-aliasing of sigma
+    ``smoothing * sqrt(1 / factor^2 - 1)``), then from the coarsest level to the finest
+    ``flow = solve(frame0, frame1, flow from the level below, resized)``; returns ``Tensor[B, 2, H, W]``."""
+    if i0.shape != i1.shape:
+        raise UserError(f"frame pairs must match in shape, got {list(i0.shape)} and {list(i1.shape)}")
+    sizes = pyramid_sizes(*i0.shape[-2:], factor, levels, min_side)
+    sigma = smoothing * float(np.sqrt(1 / factor ** 2 - 1))
+    pyramid = [(i0, i1)]
+    for size in sizes[1:]:
+        pyramid.append((resize(pyramid[-1][0], size, sigma), resize(pyramid[-1][1], size, sigma)))
+    flow = torch.zeros(len(i0), 2, *sizes[-1], device=i0.device)
+    for a, b in reversed(pyramid):
+        flow = solve(a, b, resize_flow(flow, tuple(a.shape[-2:])))
+    return flow
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:

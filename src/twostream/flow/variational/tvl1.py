@@ -21,8 +21,7 @@ import numpy as np
 import torch
 
 from ...errors import UserError
-from .ops import (as_batch, centered_gradient, divergence, forward_gradient, median_filter, pyramid_sizes, resize,
-                  resize_flow, warp)
+from .ops import as_batch, centered_gradient, coarse_to_fine, divergence, forward_gradient, median_filter, warp
 
 
 class TVL1Torch:
@@ -60,19 +59,8 @@ class TVL1Torch:
     def batch(self, prev: torch.Tensor | np.ndarray, nxt: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Flows ``Tensor[B, 2, H, W]`` (pixels, float32) from ``prev`` to ``nxt`` ``[B, H, W]``."""
         i0, i1 = as_batch(prev, self.device), as_batch(nxt, self.device)
-        if i0.shape != i1.shape:
-            raise UserError(f"frame pairs must match in shape, got {list(i0.shape)} and {list(i1.shape)}")
         p = self._params
-        sizes = pyramid_sizes(*i0.shape[-2:], p["scale_factor"], p["levels"], p["min_side"])
-        # anti-aliasing proportional to the shrink (sigma = smoothing / factor per level, as Wedel et al.)
-        sigma = p["smoothing"] * np.sqrt(1 / p["scale_factor"] ** 2 - 1)
-        levels = [(i0, i1)]
-        for size in sizes[1:]:  # each level from the one above it: one step of smoothing per halving
-            levels.append((resize(levels[-1][0], size, sigma), resize(levels[-1][1], size, sigma)))
-        flow = torch.zeros(len(i0), 2, *sizes[-1], device=self.device)
-        for a, b in reversed(levels):
-            flow = self._level(a, b, resize_flow(flow, tuple(a.shape[-2:])))
-        return flow
+        return coarse_to_fine(i0, i1, p["scale_factor"], p["levels"], p["min_side"], p["smoothing"], self._level)
 
     def _level(self, i0: torch.Tensor, i1: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         p = self._params
