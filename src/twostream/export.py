@@ -68,14 +68,6 @@ class FusedProbabilities(nn.Module):
         return (self.spatial(rgb) + self.temporal(flow)) / 2
 
 
-def task_of(run: LoadedRun, task: str | None, name: str):
-    """The run's task named ``task`` (or its first), as a ``TaskConfig``."""
-    found = next((t for t in run.config.tasks if t.name == task), None) if task else run.config.tasks[0]
-    if found is None:
-        raise UserError(f"{name}: no task {task!r}; tasks: {[t.name for t in run.config.tasks]}")
-    return found
-
-
 def input_spec(run: LoadedRun, task, name: str) -> dict[str, Any]:
     """What the exported network takes, exactly (the JSON beside the model)."""
     o = run.config.input
@@ -130,7 +122,7 @@ def export_runs(runs: list[LoadedRun], names: list[str], out: str | Path, fmt: s
     out.mkdir(parents=True, exist_ok=True)
     written, probs = [], {}
     for run, name in zip(runs, names):
-        t = task_of(run, task, name)
+        t = run.task(task, name)
         o = run.config.input
         module = Probabilities(run.model.cpu(), t.name).eval()
         example = torch.zeros(2, o.channels, o.crop, o.crop)

@@ -98,12 +98,7 @@ class Recognizer:
         if not runs:
             raise UserError("name at least one run")
         self.runs, self.names, self.positions = list(runs), [str(n) for n in names], positions
-        self.tasks = []
-        for name, run in zip(self.names, self.runs):
-            t = next((x for x in run.config.tasks if x.name == task), None) if task else run.config.tasks[0]
-            if t is None:
-                raise UserError(f"{name}: no task {task!r}; tasks: {[x.name for x in run.config.tasks]}")
-            self.tasks.append(t)
+        self.tasks = [run.task(task, name) for name, run in zip(self.names, self.runs)]
         self.classes = self.runs[0].classes[self.tasks[0].name]
         for name, run, t in zip(self.names, self.runs, self.tasks):
             if run.classes[t.name] != self.classes:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .checkpoint import load_checkpoint
-from .config import Config, config_from_dict
+from .config import Config, TaskConfig, config_from_dict
 from .errors import UserError
 from .fusion import check_training_scores
 from .models import build_model
@@ -112,6 +112,13 @@ class LoadedRun:
     @property
     def classes(self) -> dict[str, list[str]]:
         return self.checkpoint["classes"]
+
+    def task(self, name: str | None, label: str) -> TaskConfig:
+        """The run's task called ``name`` (None: its first); an error naming the run (``label``) if none."""
+        found = next((t for t in self.config.tasks if t.name == name), None) if name else self.config.tasks[0]
+        if found is None:
+            raise UserError(f"{label}: no task {name!r}; tasks: {[t.name for t in self.config.tasks]}")
+        return found
 
     @property
     def dtype(self) -> torch.dtype | None:
