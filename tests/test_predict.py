@@ -185,3 +185,13 @@ def test_a_truncated_checkpoint_is_one_clear_line(two_runs, synth_cache, tmp_pat
     assert main(["predict", str(_clip(synth_cache)), str(cut)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(cut / "checkpoint.pt") in err[0] and "Traceback" not in err[0]
+
+
+def test_stream_mode_on_a_url_pyav_opens(rec, synth_cache):
+    # a source that is not a local path (here FFmpeg's file: protocol, as an http:// or rtsp:// one would
+    # be) is live: played as it comes, labelled once L + 1 frames are in
+    clip = _clip(synth_cache)
+    updates = list(rec.stream(f"file:{clip}", every=2))
+    assert len(updates) + updates[-1].dropped == 12 and [u for u in updates if u.scored]
+    with pytest.raises(ValueError, match="nothing-here.mp4: cannot open as a video stream"):
+        list(rec.stream("file:/nothing-here.mp4"))
