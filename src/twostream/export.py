@@ -106,10 +106,22 @@ def _save(module: nn.Module, examples: tuple[torch.Tensor, ...], names: list[str
         atomic_write(path, lambda tmp: traced.save(str(tmp)))
         return
     batch = torch.export.Dim("batch", min=1, max=1024)
-    shapes = {n: {0: batch} for n in (["x"] if len(names) == 1 else ["rgb", "flow"])}
+    args = ["x"] if len(names) == 1 else ["rgb", "flow"]  # the forward()s' parameter names
+    shapes = {n: {0: batch} for n in args}
     program = torch.onnx.export(module, examples, dynamo=True, input_names=names, output_names=["probabilities"],
                                 dynamic_shapes=shapes, verbose=False, optimize=True)
     atomic_write(path, lambda tmp: program.save(str(tmp)))
+
+
+def _write_spec(path: Path, fmt: str, about: dict[str, Any], inputs: list[dict[str, Any]], run: LoadedRun,
+                classes: list[str]) -> Path:
+    """``<model>.json`` beside the model file: what it is, its inputs exactly, its output, the test protocol."""
+    spec = {"format": fmt, "file": path.name, **about, "inputs": inputs,
+            "outputs": [{"name": "probabilities", "shape": ["batch", len(classes)],
+                         "meaning": "softmax over the classes below"}],
+            "test_protocol": _protocol(run), "classes": classes}
+    atomic_write_text(path.with_suffix(".json"), json.dumps(spec, indent=1) + "\n")
+    return path
 
 
 def export_runs(runs: list[LoadedRun], names: list[str], out: str | Path, fmt: str = "onnx", fused: bool = False,
@@ -125,33 +137,23 @@ def export_runs(runs: list[LoadedRun], names: list[str], out: str | Path, fmt: s
         t = run.task(task, name)
         o = run.config.input
         module = Probabilities(run.model.cpu(), t.name).eval()
-        example = torch.zeros(2, o.channels, o.crop, o.crop)
+        spec = input_spec(run, t, name)  # once: it reads the run's extraction (and may warn about it)
         stem = Path(name).name if Path(name).name not in ("", ".") else "run"
         path = out / f"{stem}{SUFFIX[fmt]}"
-        _save(module, (example,), [input_spec(run, t, name)["name"]], path, fmt)
-        spec = {"format": fmt, "file": path.name, "run": str(name), "task": t.name,
-                "inputs": [input_spec(run, t, name)], "outputs": [{"name": "probabilities", "shape": ["batch", len(run.classes[t.name])],
-                                                                   "meaning": "softmax over the classes below"}],
-                "test_protocol": _protocol(run), "classes": run.classes[t.name]}
-        atomic_write_text(path.with_suffix(".json"), json.dumps(spec, indent=1) + "\n")
-        written.append(path)
-        probs[o.stream] = (run, t, name, module)
+        _save(module, (torch.zeros(2, o.channels, o.crop, o.crop),), [spec["name"]], path, fmt)
+        written.append(_write_spec(path, fmt, {"run": str(name), "task": t.name}, [spec], run, run.classes[t.name]))
+        probs[o.stream] = (run, t, name, module, spec)
     if fused:
         if set(probs) != {"spatial", "temporal"} or len(runs) != 2:
             raise UserError("--fused needs exactly one spatial and one temporal run")
-        (s_run, s_task, s_name, s_mod), (t_run, t_task, t_name, t_mod) = probs["spatial"], probs["temporal"]
+        (s_run, s_task, s_name, s_mod, s_spec), (t_run, t_task, t_name, t_mod, t_spec) = probs["spatial"], probs["temporal"]
         if s_run.classes[s_task.name] != t_run.classes[t_task.name]:
             raise UserError(f"{s_name} and {t_name} have different classes: they cannot be fused")
         if s_run.config.input.crop != t_run.config.input.crop:
             raise UserError(f"{s_name} and {t_name} take different crop sizes: fuse their outputs instead")
-        crop = s_run.config.input.crop
-        examples = (torch.zeros(2, 3, crop, crop), torch.zeros(2, t_run.config.input.channels, crop, crop))
+        examples = tuple(torch.zeros(2, *spec["shape"][1:]) for spec in (s_spec, t_spec))
         path = out / f"fused{SUFFIX[fmt]}"
-        _save(FusedProbabilities(s_mod, t_mod).eval(), examples, ["rgb", "flow"], path, fmt)
-        spec = {"format": fmt, "file": path.name, "runs": [str(s_name), str(t_name)], "fusion": "average of the softmaxes",
-                "inputs": [input_spec(s_run, s_task, s_name), input_spec(t_run, t_task, t_name)],
-                "outputs": [{"name": "probabilities", "shape": ["batch", len(s_run.classes[s_task.name])]}],
-                "test_protocol": _protocol(s_run), "classes": s_run.classes[s_task.name]}
-        atomic_write_text(path.with_suffix(".json"), json.dumps(spec, indent=1) + "\n")
-        written.append(path)
+        _save(FusedProbabilities(s_mod, t_mod).eval(), examples, [s_spec["name"], t_spec["name"]], path, fmt)
+        written.append(_write_spec(path, fmt, {"runs": [str(s_name), str(t_name)], "fusion": "average of the softmaxes"},
+                                   [s_spec, t_spec], s_run, s_run.classes[s_task.name]))
     return written
