@@ -12,7 +12,7 @@ trained for one iteration on generated 340x256 videos (their speed, not their ac
 
 from __future__ import annotations
 
-import resource
+import os
 import statistics
 import subprocess
 import sys
@@ -66,12 +66,15 @@ def seconds_per_clip(runs: list[Path], clips: list[Path]) -> float:
 
 
 def peak_rss_mb(runs: list[Path], clip: Path) -> float:
-    """Peak resident memory of a `twostream predict` process on one clip (its own process: the peak is its own)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run([sys.executable, "-m", "twostream.cli", "predict", str(clip), *map(str, runs), "--device", "cpu"],
-                   check=True, capture_output=True)
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(peak, before) / 1024  # kB on Linux
+    """Peak resident memory of one `twostream predict` process on one clip: that child's own rusage
+    (``os.wait4``), not the largest of every child this script has had."""
+    child = subprocess.Popen([sys.executable, "-m", "twostream.cli", "predict", str(clip), *map(str, runs),
+                              "--device", "cpu"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise SystemExit(f"twostream predict failed on {clip} (exit {child.returncode})")
+    return usage.ru_maxrss / 1024  # kB on Linux
 
 
 def onnx_vs_torch(runs: list[Path], out: Path, repeats: int) -> list[list]:

@@ -24,7 +24,8 @@ from twostream.cache import cache_size
 from twostream.config import load_config
 from twostream.evaluate import evaluate
 from twostream.extract import ExtractOptions, extract_all
-from twostream.flow import build_flow
+from twostream.flow import DEFAULT_METHOD, build_flow
+from twostream.flow.dis import DEFAULT_PRESET
 from twostream.flow.middlebury import endpoint_error
 from twostream.io import atomic_write_text
 from twostream.metrics import mean_class_accuracy, top_k_accuracy
@@ -36,7 +37,7 @@ from twostream.train import train
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SPLITS = DATA / "splits" / "ucfTrainTestlist"
 SHORT_SIDE = 128  # the recipe's (configs/ucf9_*.yaml): 112 crops from frames of short side 128
-BASE_FLOW = "dis-medium"  # extract's default, the flow the main table's temporal stream uses
+BASE_FLOW = f"{DEFAULT_METHOD}-{DEFAULT_PRESET}"  # extract's default (asked of its owners): the main table's flow
 # the paper's Table 2 variants of the temporal stream, as config overrides (the L = 10 flow-stacking run is
 # the main table's); bi-directional flow needs a cache with backward flow
 OPTIONS = {
