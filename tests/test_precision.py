@@ -47,7 +47,7 @@ def test_bf16_forward_matches_float32_within_tolerance(temporal):
     assert clear.sum() >= 4 and torch.equal(probs.argmax(1)[clear], ref.argmax(1)[clear])
 
 
-def test_training_with_bf16_keeps_float32_weights_and_learns(tmp_path, tiny_config, monkeypatch):
+def test_training_with_bf16_keeps_float32_weights_and_a_finite_loss(tmp_path, tiny_config, monkeypatch):
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)  # the autocast runs on any CPU
     cfg = tiny_config("temporal", ["run.bf16_cpu=true", "optim.iterations=12", "run.log_every=6"])
     metrics = train(cfg, tmp_path / "run", progress=False)
