@@ -1,7 +1,9 @@
+import os
+
 import numpy as np
 import pytest
 
-from twostream.cache import CachedVideo, UnitWriter, cache_size, is_complete, list_cached, read_manifest, unit_dir
+from twostream.cache import MANIFEST, CachedVideo, UnitWriter, cache_size, is_complete, list_cached, read_manifest, unit_dir
 from twostream.record import ExtractionRecord
 
 
@@ -102,3 +104,19 @@ def test_cache_size_counts_the_packs_bytes_per_frame_and_field(tmp_path, write):
     assert size.rgb_bytes == packs["rgb.pack"] and size.flow_bytes == packs["flow.pack"] + packs["flow_back.pack"]
     assert size.per_frame == pytest.approx(sum(packs.values()) / 10)
     assert cache_size(tmp_path, ["b"]).frames == 4
+
+
+def test_listing_never_enters_the_temporary_folders_a_running_extraction_renames(tmp_path, write, monkeypatch):
+    # a writer renames or removes its temporary folder at any moment; walking into one raced a listing
+    # (FileNotFoundError) in CI, so a listing must not look inside them at all
+    write(tmp_path, "cls/vid")
+    (tmp_path / "cls" / ".other.tmp-1234").mkdir()
+    (tmp_path / "cls" / ".other.tmp-1234" / MANIFEST).write_text("{}")
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        assert ".tmp-" not in str(path), f"entered {path}"
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert list_cached(tmp_path) == ["cls/vid"]

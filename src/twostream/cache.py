@@ -238,8 +238,14 @@ def extraction_record(root: str | Path) -> ExtractionRecord | None:
 def list_cached(root: str | Path) -> list[str]:
     """Ids of every unit under ``root`` (sorted), found by their manifests."""
     root = Path(root)
-    ids = [p.parent.relative_to(root).as_posix() for p in root.rglob(MANIFEST)]
-    return sorted(i for i in ids if TMP_MARK not in i)
+    ids = []
+    # os.walk, not rglob: a running extraction renames and removes temporary folders while we look,
+    # and those are pruned here rather than entered (os.walk skips a folder that vanishes)
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [d for d in subfolders if TMP_MARK not in d]
+        if MANIFEST in files:
+            ids.append(Path(folder).relative_to(root).as_posix())
+    return sorted(ids)
 
 
 @dataclass(frozen=True)
