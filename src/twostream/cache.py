@@ -63,13 +63,26 @@ def remove_stale(root: str | Path, video_id: str) -> list[Path]:
 def without_manifest(root: str | Path) -> list[str]:
     """Ids of folders holding packs but no manifest (a unit whose manifest was lost)."""
     root = Path(root)
-    found = {p.parent for name in PACKS.values() for p in root.rglob(name) if TMP_MARK not in str(p.parent)}
-    return sorted(d.relative_to(root).as_posix() for d in found if not (d / MANIFEST).exists())
+    folders, _ = _walk(root)
+    packed = [f for f, files in folders if MANIFEST not in files and not files.isdisjoint(PACKS.values())]
+    return sorted(f.relative_to(root).as_posix() for f in packed)
 
 
 def leftovers(root: str | Path) -> list[Path]:
     """Temporary unit folders under ``root`` (a killed run's, or one still being written)."""
-    return sorted(p for p in Path(root).rglob(f"*{TMP_MARK}*") if p.is_dir() and TMP_MARK not in str(p.parent))
+    return sorted(_walk(Path(root))[1])
+
+
+def _walk(root: Path) -> tuple[list[tuple[Path, set[str]]], list[Path]]:
+    """(folder, its file names) for every folder under ``root``, and the temporary folders met on the way.
+    Temporary folders are not entered: a running extraction renames or removes them at any moment (walking
+    into one raced a listing in CI), and os.walk skips a folder that vanishes before it is read."""
+    folders, temporaries = [], []
+    for folder, subfolders, files in os.walk(root):
+        temporaries += [Path(folder) / d for d in subfolders if TMP_MARK in d]
+        subfolders[:] = [d for d in subfolders if TMP_MARK not in d]
+        folders.append((Path(folder), set(files)))
+    return folders, temporaries
 
 
 class _Pack:
@@ -238,14 +251,8 @@ def extraction_record(root: str | Path) -> ExtractionRecord | None:
 def list_cached(root: str | Path) -> list[str]:
     """Ids of every unit under ``root`` (sorted), found by their manifests."""
     root = Path(root)
-    ids = []
-    # os.walk, not rglob: a running extraction renames and removes temporary folders while we look,
-    # and those are pruned here rather than entered (os.walk skips a folder that vanishes)
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = [d for d in subfolders if TMP_MARK not in d]
-        if MANIFEST in files:
-            ids.append(Path(folder).relative_to(root).as_posix())
-    return sorted(ids)
+    folders, _ = _walk(root)
+    return sorted(f.relative_to(root).as_posix() for f, files in folders if MANIFEST in files)
 
 
 @dataclass(frozen=True)
