@@ -15,7 +15,8 @@ from .devices import DEVICES
 from .cli_models import add_model_commands
 from .errors import UserError
 from .extract import ExtractOptions
-from .flow import METHODS as FLOW_METHODS
+from .extract_device import BATCH_PAIRS
+from .flow import DEVICE_METHODS, METHODS as FLOW_METHODS
 from .flow.dis import DEFAULT_PRESET
 from .flow.dis import PRESETS as DIS_PRESETS
 from .fusion import FIT_PARTS, METHODS as FUSION_METHODS
@@ -36,8 +37,17 @@ def _cmd_extract(args: argparse.Namespace) -> int:
                              bidirectional=args.bidirectional, bound=args.bound,
                              flow_quality=args.quality, rgb_quality=args.rgb_quality,
                              accept_truncated=args.accept_truncated, verify=not args.no_verify)
-    results = extract_all(videos, args.out, options, workers=args.workers, overwrite=args.overwrite,
-                          progress=not args.quiet)
+    if args.device is not None:
+        from .extract_device import extract_on_device
+
+        results = extract_on_device(videos, args.out, options, args.device,
+                                    BATCH_PAIRS if args.batch_pairs is None else args.batch_pairs,
+                                    workers=args.workers, overwrite=args.overwrite, progress=not args.quiet)
+    elif args.batch_pairs is not None:
+        raise UserError("--batch-pairs needs --device (the batched path of the PyTorch flows)")
+    else:
+        results = extract_all(videos, args.out, options, workers=args.workers, overwrite=args.overwrite,
+                              progress=not args.quiet)
     if args.report:
         write_report(results, args.report, not_videos)
     failed = [r for r in results if r.status == "failed"]
@@ -243,6 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"DIS preset (default {DEFAULT_PRESET})")
     p.add_argument("--flow-params", help='JSON of estimator parameters, e.g. \'{"winsize": 21}\'')
     p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    p.add_argument("--device", choices=DEVICES,
+                   help=f"run a PyTorch flow ({', '.join(DEVICE_METHODS)}) on this device in batches of frame pairs "
+                        "(auto: CUDA when present, the local rank's GPU under torchrun); workers decode, encode, write")
+    p.add_argument("--batch-pairs", type=int, help=f"frame pairs per batch on --device (default {BATCH_PAIRS})")
     p.add_argument("--shard", help="I/N: process only shard I of N (0-based); auto: this process's share under "
                                    "torchrun (RANK/WORLD_SIZE) or a Slurm array (SLURM_ARRAY_TASK_ID/COUNT)")
     p.add_argument("--short-side", type=int, default=ExtractOptions.short_side,

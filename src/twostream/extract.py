@@ -27,7 +27,7 @@ from .flow.base import FlowEstimator
 from .flow.codec import BOUND, QUALITY, FlowCodec
 from .io import atomic_write_text
 from .record import ExtractionRecord
-from .video import SHORT_SIDE, VideoError, check_file, check_geometry, iter_frames, output_size
+from .video import SHORT_SIDE, DecodedFrames, VideoError, check_file, check_geometry, iter_frames, output_size
 
 
 @dataclass(frozen=True)
@@ -137,43 +137,69 @@ def extract_video(video_id: str, path: str | Path, out: str | Path, options: Ext
     result = VideoResult(video_id, str(path), "ok")
     try:
         record = options.record()
-        check_file(path)  # before its fingerprint is read
-        if not overwrite and unit_dir(out, video_id).exists():
-            manifest, why = _unit_state(out, video_id, record, path, options.verify)
-            if manifest is not None:
-                remove_stale(out, video_id)
-                result.status, result.frames = "skipped", manifest["num_frames"]
-                return result
-            result.reason = f"made again: {why}"
-        remove_stale(out, video_id)
-        fingerprint = source_fingerprint(path)
-        info, frames = iter_frames(path, options.short_side, options.accept_truncated)
-        result.frames = write_unit(out, video_id, frames, options, str(path), lambda n: {
-            "source": str(path), "source_fingerprint": fingerprint, "fps": info.fps, "codec_name": info.codec,
-            "source_width": info.source_width, "source_height": info.source_height, "rotation": info.rotation,
-            "declared_frames": info.declared_frames, "truncated": frames.truncated})
-    except (ValueError, OSError) as exc:  # bad input (UserError, VideoError) or a file system error
-        result.status, result.reason = "failed", str(exc)
-    except Exception as exc:  # anything else is still this video's failure, never the run's
-        result.status, result.reason = "failed", f"{type(exc).__name__}: {exc}"
+        if not keep_or_clear(result, out, record, options, overwrite):
+            frames, describe = open_source(path, options)
+            result.frames = write_unit(out, video_id, frames, record, str(path), describe, cpu_flows(options))
+    except Exception as exc:  # never the run's failure: this video's, with its reason
+        result.status, result.reason = "failed", failure_reason(exc)
     result.seconds = round(time.perf_counter() - start, 3)
     return result
 
 
-def write_unit(out: str | Path, video_id: str, frames: Iterable[np.ndarray], options: ExtractOptions, name: str,
-               info: Callable[[int], dict[str, Any]]) -> int:
-    """Compute the flow of ``frames`` (RGB ``uint8[H, W, 3]``, already at their size) and write them as
-    one unit, with ``info(frame count)`` in its manifest; returns the frame count. ``name`` names the
-    source in errors."""
-    estimator = _estimator(options)
-    with UnitWriter(out, video_id, options.record()) as writer:
+def failure_reason(exc: Exception) -> str:
+    """What a report says of a video's failure: bad input (UserError, VideoError) and file system errors
+    speak for themselves; anything else is named by its type."""
+    return str(exc) if isinstance(exc, (ValueError, OSError)) else f"{type(exc).__name__}: {exc}"
+
+
+def keep_or_clear(result: VideoResult, out: str | Path, record: ExtractionRecord, options: ExtractOptions,
+                  overwrite: bool) -> bool:
+    """True when ``result``'s unit is complete and kept (``result`` then says skipped); else the unit is
+    to be made (``result.reason`` says why it is made again) and a killed run's temporaries are gone."""
+    check_file(result.source)  # before its fingerprint is read
+    if not overwrite and unit_dir(out, result.video_id).exists():
+        manifest, why = _unit_state(out, result.video_id, record, result.source, options.verify)
+        if manifest is not None:
+            remove_stale(out, result.video_id)
+            result.status, result.frames = "skipped", manifest["num_frames"]
+            return True
+        result.reason = f"made again: {why}"
+    remove_stale(out, result.video_id)
+    return False
+
+
+def open_source(path: str | Path, options: ExtractOptions) -> tuple[DecodedFrames, Callable[[int], dict]]:
+    """The frames of ``path`` at the options' size, and ``describe(frame count)``: the manifest's source
+    fields (call it once the frames are decoded: it says whether the file was truncated)."""
+    fingerprint = source_fingerprint(path)
+    info, frames = iter_frames(path, options.short_side, options.accept_truncated)
+    return frames, lambda n: {
+        "source": str(path), "source_fingerprint": fingerprint, "fps": info.fps, "codec_name": info.codec,
+        "source_width": info.source_width, "source_height": info.source_height, "rotation": info.rotation,
+        "declared_frames": info.declared_frames, "truncated": frames.truncated}
+
+
+Flows = Callable[[Iterable[np.ndarray]], Iterable[tuple[np.ndarray, np.ndarray | None]]]
+
+
+def cpu_flows(options: ExtractOptions) -> Flows:
+    """Flow as the frames stream past, one pair at a time with this process's estimator."""
+    return lambda frames: iter_flow(frames, _estimator(options), options.bidirectional)
+
+
+def write_unit(out: str | Path, video_id: str, frames: Iterable[np.ndarray], record: ExtractionRecord, name: str,
+               info: Callable[[int], dict[str, Any]], flows: Flows) -> int:
+    """Write ``frames`` (RGB ``uint8[H, W, 3]``, already at their size) and their fields
+    ``flows(frames)`` (forward, backward or None) as one unit, with ``info(frame count)`` in its
+    manifest; returns the frame count. ``name`` names the source in errors."""
+    with UnitWriter(out, video_id, record) as writer:
 
         def tee():  # write every frame as the flow stream consumes it
             for frame in frames:
                 writer.add_frame(frame)
                 yield frame
 
-        for fwd, bwd in iter_flow(tee(), estimator, options.bidirectional):
+        for fwd, bwd in flows(tee()):
             writer.add_flow(fwd)
             if bwd is not None:
                 writer.add_back_flow(bwd)
@@ -195,8 +221,9 @@ def extract_frames(frames: np.ndarray, out: str | Path, options: ExtractOptions,
     check_geometry("frames", width, height)
     resized = (f if f.shape[:2] == (height, width) else cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR)
                for f in frames)
-    return write_unit(out, video_id, resized, options, "frames", lambda n: {
-        "source": "<frames in memory>", "fps": fps, "source_width": frames.shape[2], "source_height": frames.shape[1]})
+    return write_unit(out, video_id, resized, options.record(), "frames", lambda n: {
+        "source": "<frames in memory>", "fps": fps, "source_width": frames.shape[2], "source_height": frames.shape[1]},
+        cpu_flows(options))
 
 
 def _worker_init(parent: int) -> None:
@@ -230,27 +257,29 @@ def _run_one(args: tuple) -> VideoResult:
     return extract_video(*args)
 
 
+def worker_pool(n: int) -> ProcessPoolExecutor:
+    """``n`` worker processes that die with this one, one OpenCV thread each."""
+    # spawn, not fork: OpenCV's and FFmpeg's thread pools do not survive a fork safely
+    return ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                               initargs=(os.getpid(),))
+
+
 def _run_pool(jobs: list[tuple], workers: int, done, run=_run_one) -> None:
     """Run jobs in worker processes, at most ``workers`` at a time. A worker that dies (a decoder crash
     on a bad file) breaks the pool: the jobs that were running are then run again one by one, so the
     crash is pinned on its own video (reported as failed) and the run goes on with a new pool."""
 
-    def pool(n: int) -> ProcessPoolExecutor:
-        # spawn, not fork: OpenCV's and FFmpeg's thread pools do not survive a fork safely
-        return ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                                   initargs=(os.getpid(),))
-
     queue, suspects = list(reversed(jobs)), []
     while queue or suspects:
         if suspects:
             job = suspects.pop()
-            with pool(1) as alone:
+            with worker_pool(1) as alone:
                 try:
                     done(alone.submit(run, job).result())
                 except BrokenProcessPool:
                     done(VideoResult(job[0], str(job[1]), "failed", "the worker process crashed on it"))
             continue
-        with pool(workers) as executor:
+        with worker_pool(workers) as executor:
             running: dict = {}
             while queue or running:
                 while queue and len(running) < workers:
@@ -269,41 +298,57 @@ def _run_pool(jobs: list[tuple], workers: int, done, run=_run_one) -> None:
 def extract_all(videos: Sequence[tuple[str, Path]], out: str | Path, options: ExtractOptions,
                 workers: int = 1, overwrite: bool = False, progress: bool = True) -> list[VideoResult]:
     """Extract every video (skipping complete units unless ``overwrite``); results in input order."""
+    check_workers(workers)
+    options.record()  # fail now, not once per video, on a bad method or parameter
+    make_output(out)
+    return run_all([(vid, path, out, options, overwrite) for vid, path in videos], workers, _run_one, progress)
+
+
+def check_workers(workers: int) -> None:
     if workers < 1:
         raise UserError(f"workers must be >= 1, got {workers}")
-    options.record()  # fail now, not once per video, on a bad method or parameter
+
+
+def make_output(out: str | Path) -> None:
+    """The cache folder, made if missing; a file in its place is an error."""
     if Path(out).exists() and not Path(out).is_dir():
         raise UserError(f"{out}: the output is a file, not a folder")
     Path(out).mkdir(parents=True, exist_ok=True)
-    return run_all([(vid, path, out, options, overwrite) for vid, path in videos], workers, _run_one, progress)
+
+
+class Tally:
+    """Results by video id as they come, behind a progress bar with frames/s and failures."""
+
+    def __init__(self, total: int, progress: bool) -> None:
+        self.results: dict[str, VideoResult] = {}
+        self.bar = tqdm(total=total, unit="video", disable=not progress, dynamic_ncols=True)
+        self.frames, self.start = 0, time.perf_counter()
+
+    def done(self, r: VideoResult) -> None:
+        self.results[r.video_id] = r
+        self.frames += r.frames if r.status == "ok" else 0
+        self.bar.set_postfix(fps=f"{self.frames / max(time.perf_counter() - self.start, 1e-9):.0f}",
+                             failed=sum(x.status == "failed" for x in self.results.values()))
+        self.bar.update()
+
+    def in_order(self, ids: Iterable[str]) -> list[VideoResult]:
+        return [self.results[i] for i in ids if i in self.results]
 
 
 def run_all(jobs: list[tuple], workers: int, run, progress: bool = True) -> list[VideoResult]:
     """``run(job)`` for every job (``job[0]`` is the video id) in ``workers`` processes, a progress bar
     with frames/s and failures; results in job order. Shared by extract and check."""
-    if workers < 1:
-        raise UserError(f"workers must be >= 1, got {workers}")
-    results: dict[str, VideoResult] = {}
-    bar = tqdm(total=len(jobs), unit="video", disable=not progress, dynamic_ncols=True)
-    frames, start = 0, time.perf_counter()
-
-    def done(r: VideoResult) -> None:
-        nonlocal frames
-        results[r.video_id] = r
-        frames += r.frames if r.status == "ok" else 0
-        bar.set_postfix(fps=f"{frames / max(time.perf_counter() - start, 1e-9):.0f}",
-                        failed=sum(x.status == "failed" for x in results.values()))
-        bar.update()
-
+    check_workers(workers)
+    tally = Tally(len(jobs), progress)
     try:
         if workers == 1:
             for job in jobs:
-                done(run(job))
+                tally.done(run(job))
         else:
-            _run_pool(jobs, workers, done, run)
+            _run_pool(jobs, workers, tally.done, run)
     finally:
-        bar.close()
-    return [results[job[0]] for job in jobs if job[0] in results]
+        tally.bar.close()
+    return tally.in_order(job[0] for job in jobs)
 
 
 def write_report(results: Sequence[VideoResult], path: str | Path,

@@ -14,6 +14,7 @@ from .variational import BroxTorch, TVL1Torch
 
 METHODS: dict[str, type] = {"dis": DISFlow, "farneback": FarnebackFlow, "tvl1": TVL1Flow,
                             "tvl1-torch": TVL1Torch, "brox": BroxTorch}  # the last two: PyTorch, any device
+DEVICE_METHODS = sorted(m for m, c in METHODS.items() if hasattr(c, "batch"))  # batched, any torch device
 DEFAULT_METHOD = "dis"  # DIS medium: the CPU default (the paper used Brox et al. 2004 on a GPU)
 
 
@@ -28,5 +29,5 @@ def build_flow(method: str, **params: Any) -> FlowEstimator:
 
 
 __all__ = ["DEFAULT_METHOD", "FlowEstimator", "FlowCodec", "DISFlow", "FarnebackFlow", "TVL1Flow", "TVL1Torch", "BroxTorch",
-           "METHODS",
+           "METHODS", "DEVICE_METHODS",
            "build_flow", "compute_flow", "iter_flow", "to_gray"]
