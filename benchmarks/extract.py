@@ -1,10 +1,13 @@
 """End-to-end extraction speed (decode + resize + flow + JPEG encode + write) on the real UCF-101 clips,
-for each flow method with 1 and 2 worker processes, and the cache's bytes per RGB frame and per flow field.
-Needs ../shared/data/clips/ucf101.
+for each flow method with 1 and 2 worker processes, and the cache's bytes per RGB frame and per flow field;
+the PyTorch flows also through the device path (``extract --device``: batches of frame pairs), one pair at a
+time beside it. Needs ../shared/data/clips/ucf101.
 
-    python benchmarks/extract.py [--json FILE] [--methods dis-medium,farneback]
+    python benchmarks/extract.py [--json FILE] [--methods dis-medium,farneback] [--device-methods brox]
+                                 [--device auto] [--batch-pairs 32]
 
-TV-L1 is ~700 ms a pair here, so it runs on one clip only (frames/s is per frame either way).
+The slow flows (TV-L1 ~0.25 s a pair here, the PyTorch ones ~0.4) run on two clips only (frames/s is per
+frame either way).
 """
 
 from __future__ import annotations
@@ -12,15 +15,22 @@ from __future__ import annotations
 import tempfile
 import time
 
-from _common import FLOWS, data_dir, finish, parser, table
+from _common import FLOWS, SLOW, data_dir, finish, parser, table
 from twostream.cache import CacheSize, cache_size
+from twostream.devices import DEVICES, pick_device
 from twostream.extract import ExtractOptions, extract_all
+from twostream.extract_device import BATCH_PAIRS, extract_on_device
 from twostream.sources import find_videos
 
-def run(videos, options: ExtractOptions, workers: int) -> tuple[int, float, CacheSize]:
+
+def run(videos, options: ExtractOptions, workers: int, device: str | None = None,
+        batch_pairs: int = BATCH_PAIRS) -> tuple[int, float, CacheSize]:
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        results = extract_all(videos, out, options, workers=workers, progress=False)
+        if device is None:
+            results = extract_all(videos, out, options, workers=workers, progress=False)
+        else:
+            results = extract_on_device(videos, out, options, device, batch_pairs, workers=workers, progress=False)
         seconds = time.perf_counter() - start
         size = cache_size(out)
     bad = [r for r in results if r.status != "ok"]
@@ -32,21 +42,28 @@ def run(videos, options: ExtractOptions, workers: int) -> tuple[int, float, Cach
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--methods", default="dis-fast,dis-medium,farneback,tvl1")
+    p.add_argument("--device-methods", default="brox,tvl1-torch", help="PyTorch flows, per pair and on --device")
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--batch-pairs", type=int, default=BATCH_PAIRS)
     args = p.parse_args()
     videos = find_videos(data_dir("clips/ucf101"))
+    device = str(pick_device(args.device))
+    runs = [(name, workers, None) for name in args.methods.split(",") if name for workers in (1, 2)]
+    runs += [(name, 1, where) for name in args.device_methods.split(",") if name
+             for where in (None, f"{device}, batch {args.batch_pairs}")]
     figures, rows = {}, []
-    for name in args.methods.split(","):
+    for name, workers, where in runs:
         method, params = FLOWS[name]
-        subset = videos[:2] if method == "tvl1" else videos
-        for workers in (1, 2):
-            frames, seconds, size = run(subset, ExtractOptions(flow_method=method, flow_params=params), workers)
-            figures[f"{name}/{workers}"] = {"frames": frames, "seconds": seconds, "fps": frames / seconds,
-                                            "rgb_bytes_per_frame": size.rgb_per_frame,
-                                            "flow_bytes_per_field": size.flow_per_field}
-            rows.append([name, workers, frames, frames / seconds, f"{size.rgb_per_frame / 1000:.1f}",
-                         f"{size.flow_per_field / 1000:.1f}"])
-    finish(args, figures, table(["flow", "workers", "frames", "frames/s", "KB per RGB frame", "KB per flow field"],
-                                rows))
+        subset = videos[:2] if method in SLOW else videos
+        options = ExtractOptions(flow_method=method, flow_params=params)
+        frames, seconds, size = run(subset, options, workers, where and device, args.batch_pairs)
+        figures[f"{name}/{workers}/{where or 'per pair'}"] = {
+            "frames": frames, "seconds": seconds, "fps": frames / seconds, "rgb_bytes_per_frame": size.rgb_per_frame,
+            "flow_bytes_per_field": size.flow_per_field}
+        rows.append([name, where or "per pair (cpu)", workers, frames, frames / seconds,
+                     f"{size.rgb_per_frame / 1000:.1f}", f"{size.flow_per_field / 1000:.1f}"])
+    finish(args, figures, table(["flow", "path", "workers", "frames", "frames/s", "KB per RGB frame",
+                                 "KB per flow field"], rows))
 
 
 if __name__ == "__main__":
