@@ -1,12 +1,15 @@
 """The Python API and ``twostream predict``: clips, frames in memory, real clips, the flow/codec guard,
 timelines, live streams and one-line errors that leave the other clips done."""
 
+import io
 import json
+import shutil
 import struct
 import warnings
 
 import numpy as np
 import pytest
+import torch
 
 from twostream import Recognizer
 from twostream.cli import main
@@ -195,3 +198,16 @@ def test_stream_mode_on_a_url_pyav_opens(rec, synth_cache):
     assert len(updates) + updates[-1].dropped == 12 and [u for u in updates if u.scored]
     with pytest.raises(ValueError, match="nothing-here.mp4: cannot open as a video stream"):
         list(rec.stream("file:/nothing-here.mp4"))
+
+
+def test_a_loaded_run_keeps_one_copy_of_its_weights_and_nothing_mapped_from_its_file(two_runs, tmp_path):
+    # the checkpoint is mapped, not read (its optimizer state is never read): the model must own its
+    # weights, and the metadata kept must not point into the file, which a new training run may rewrite
+    path = shutil.copy(RunDir(two_runs["temporal"]).checkpoint, tmp_path / "last.pt")
+    loaded = load_run(path)
+    assert not {"model", "optimizer", "scheduler", "scaler", "rng"} & set(loaded.checkpoint)
+    before = {k: v.clone() for k, v in loaded.model.state_dict().items()}
+    with open(path, "r+b") as f:  # cut short in place: a view into the mapping would now fault (SIGBUS)
+        f.truncate(0)
+    assert all(torch.equal(before[k], v) for k, v in loaded.model.state_dict().items())
+    torch.save(loaded.checkpoint, io.BytesIO())  # reads every tensor left in the metadata

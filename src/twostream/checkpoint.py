@@ -27,13 +27,14 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     return atomic_write(path, write)
 
 
-def safe_load(path: str | Path) -> Any:
-    """``torch.load`` restricted to tensors and plain data; anything else is refused with a clear error."""
+def safe_load(path: str | Path, mmap: bool = False) -> Any:
+    """``torch.load`` restricted to tensors and plain data; anything else is refused with a clear error.
+    ``mmap``: tensors stay in the file until read (those never read cost no memory)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"refusing to load {path}: it holds pickled objects other than tensors and plain "
@@ -42,10 +43,10 @@ def safe_load(path: str | Path) -> Any:
         raise UserError(f"{path}: not a readable checkpoint ({exc})") from None
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
     """A twostream checkpoint: model weights, model args, config, class names per task, iteration, and
-    (for resuming) optimizer, scheduler and RNG states."""
-    ckpt = safe_load(path)
+    (for resuming) optimizer, scheduler and RNG states. ``mmap``: as ``safe_load``'s."""
+    ckpt = safe_load(path, mmap)
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED):
         have = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
         raise UserError(f"{path}: not a twostream checkpoint (needs {', '.join(REQUIRED)}; has {have})")
