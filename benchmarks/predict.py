@@ -12,7 +12,6 @@ trained for one iteration on generated 340x256 videos (their speed, not their ac
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
@@ -65,16 +64,27 @@ def seconds_per_clip(runs: list[Path], clips: list[Path]) -> float:
     return statistics.median(times)
 
 
+# the child reads its own high-water mark as it exits: rusage's ru_maxrss (os.wait4) starts from the
+# parent's resident size at the fork (Linux carries it over an exec), so it reported this script's size
+_PEAK = ("import atexit, sys\n"
+         "from pathlib import Path\n"
+         "def peak():\n"
+         "    hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
+         "    Path(sys.argv[1]).write_text(hwm.split()[1])\n"
+         "atexit.register(peak)\n"
+         "from twostream.cli import main\n"
+         "sys.exit(main(sys.argv[2:]))\n")
+
+
 def peak_rss_mb(runs: list[Path], clip: Path) -> float:
-    """Peak resident memory of one `twostream predict` process on one clip: that child's own rusage
-    (``os.wait4``), not the largest of every child this script has had."""
-    child = subprocess.Popen([sys.executable, "-m", "twostream.cli", "predict", str(clip), *map(str, runs),
-                              "--device", "cpu"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode:
-        raise SystemExit(f"twostream predict failed on {clip} (exit {child.returncode})")
-    return usage.ru_maxrss / 1024  # kB on Linux
+    """Peak resident memory (VmHWM) of one `twostream predict` process on one clip."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "hwm"
+        done = subprocess.run([sys.executable, "-c", _PEAK, str(report), "predict", str(clip), *map(str, runs),
+                               "--device", "cpu"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if done.returncode:
+            raise SystemExit(f"twostream predict failed on {clip} (exit {done.returncode})")
+        return int(report.read_text()) / 1024  # kB
 
 
 def onnx_vs_torch(runs: list[Path], out: Path, repeats: int) -> list[list]:
