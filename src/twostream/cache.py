@@ -27,7 +27,7 @@ import numpy as np
 
 from . import __version__
 from .errors import UserError
-from .flow.codec import decode_jpeg, encode_jpeg
+from .flow.codec import FlowCodec, decode_jpeg, encode_jpeg
 from .io import fsync_path
 from .record import ExtractionRecord
 
@@ -294,7 +294,25 @@ def cache_size(root: str | Path, ids: list[str] | None = None) -> CacheSize:
     return CacheSize(videos, frames, fields, rgb, flow)
 
 
-class CachedVideo:
+class FlowPixels:
+    """Flow in pixels from a video's stored codes (``field_codes`` and ``codec``): the cache's units and
+    live clips alike."""
+
+    codec: FlowCodec
+
+    def field_codes(self, t: int, backward: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    def flow(self, t: int) -> np.ndarray:
+        """Forward flow t (frame t -> t+1): ``float32[H, W, 2]`` pixels."""
+        return self.codec.dequantize(self.field_codes(t).transpose(1, 2, 0))
+
+    def back_flow(self, t: int) -> np.ndarray:
+        """Backward flow t (frame t+1 -> t): ``float32[H, W, 2]`` pixels."""
+        return self.codec.dequantize(self.field_codes(t, backward=True).transpose(1, 2, 0))
+
+
+class CachedVideo(FlowPixels):
     """Random access to one unit: ``frame(t)``, ``flow(t)``, ``back_flow(t)``.
 
     Files are opened per read (one ``pread``), so an instance is safe to share with DataLoader workers.
@@ -360,20 +378,17 @@ class CachedVideo:
         except ValueError as exc:
             raise UserError(f"{self.video_id}: frame {t}: {exc}") from None
 
-    def _field(self, pack: str, t: int) -> np.ndarray:
+    def field_codes(self, t: int, backward: bool = False) -> np.ndarray:
+        """Flow t (forward: frame t -> t+1; ``backward``: t+1 -> t) as stored: codes ``uint8[2, H, W]``
+        (x, y), ``self.codec.dequantize`` turning them into pixels."""
+        if backward and not self.bidirectional:
+            raise UserError(f"{self.video_id}: extracted without --bidirectional, no backward flow")
         self._check(t, self.num_flows, "flow")
+        pack = "flow_back" if backward else "flow"
         x, y = self._blob(pack, 2 * t), self._blob(pack, 2 * t + 1)
         try:
-            return self.codec.decode(x, y)
+            return self.codec.decode_codes(x, y)
         except ValueError as exc:
             raise UserError(f"{self.video_id}: flow {t}: {exc}") from None
 
-    def flow(self, t: int) -> np.ndarray:
-        """Forward flow t (frame t -> t+1): ``float32[H, W, 2]`` pixels."""
-        return self._field("flow", t)
 
-    def back_flow(self, t: int) -> np.ndarray:
-        """Backward flow t (frame t+1 -> t): ``float32[H, W, 2]`` pixels."""
-        if not self.bidirectional:
-            raise UserError(f"{self.video_id}: extracted without --bidirectional, no backward flow")
-        return self._field("flow_back", t)

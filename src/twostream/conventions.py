@@ -35,10 +35,18 @@ class InputConvention:
         """The standard deviation of a natural image's input values (ImageNet's pixel std, ~0.226 x 255)."""
         return 255 * self.scale * float(np.mean(IMAGENET_STD) / np.mean(self.std))
 
+    def affine(self) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """The convention as a per-channel map: input channel c = pixels[order[c]] * scale[c] + offset[c]
+        (``order`` picks RGB channels in the input's order; ``scale``, ``offset``: ``float32[3]``)."""
+        order = [2, 1, 0] if self.bgr else [0, 1, 2]
+        scale = np.float32([self.scale / self.std[r] for r in order])
+        offset = np.float32([-self.mean[r] / self.std[r] for r in order])
+        return order, scale, offset
+
     def normalize(self, rgb: np.ndarray) -> np.ndarray:
         """Pixels ``float32[H, W, 3]`` (RGB, 0-255) -> the input ``float32[3, H, W]``."""
-        x = (rgb * np.float32(self.scale) - np.float32(self.mean)) / np.float32(self.std)
-        return (x[..., ::-1] if self.bgr else x).transpose(2, 0, 1)
+        order, scale, offset = self.affine()
+        return rgb.transpose(2, 0, 1)[order] * scale[:, None, None] + offset[:, None, None]
 
 
 CONVENTIONS = {

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 import torch
 
+from .cache import FlowPixels
 from .data.datasets import TestClips
 from .data.inputs import make_reader
 from .errors import UserError
@@ -111,9 +112,9 @@ class LiveSource:
         self._thread.join(timeout=5)
 
 
-class RollingVideo:
+class RollingVideo(FlowPixels):
     """The last ``keep`` frames and flow fields of a live clip, indexed from its start as a ``CachedVideo``
-    is (``frame(t)``, ``flow(t)``, ``back_flow(t)``): the stream readers read it unchanged."""
+    is (``frame(t)``, ``field_codes(t)``, ``flow(t)``, ``back_flow(t)``): the stream readers read it unchanged."""
 
     def __init__(self, options: ExtractOptions, keep: int) -> None:
         self.options, self.keep = options, keep
@@ -134,9 +135,9 @@ class RollingVideo:
             rgb = cv2.resize(rgb, self._size, interpolation=cv2.INTER_AREA)
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         if self._grey is not None:  # through the codec: the fields the model saw in training were quantised
-            self._fields.append(self.codec.decode(*self.codec.encode(self.estimator(self._grey, grey))))
+            self._fields.append(self.codec.decode_codes(*self.codec.encode(self.estimator(self._grey, grey))))
             if self.options.bidirectional:
-                self._back.append(self.codec.decode(*self.codec.encode(self.estimator(grey, self._grey))))
+                self._back.append(self.codec.decode_codes(*self.codec.encode(self.estimator(grey, self._grey))))
         self._frames.append(rgb)
         self._grey, self.num_frames = grey, self.num_frames + 1
         return rgb
@@ -149,11 +150,9 @@ class RollingVideo:
     def frame(self, t: int) -> np.ndarray:
         return self._get(self._frames, t, self.num_frames, "frame")
 
-    def flow(self, t: int) -> np.ndarray:
-        return self._get(self._fields, t, self.num_flows, "flow")
-
-    def back_flow(self, t: int) -> np.ndarray:
-        return self._get(self._back, t, self.num_flows, "backward flow")
+    def field_codes(self, t: int, backward: bool = False) -> np.ndarray:
+        return self._get(self._back if backward else self._fields, t, self.num_flows,
+                         "backward flow" if backward else "flow")
 
 
 @dataclass
@@ -227,7 +226,7 @@ class _Crops:
 
 def torch_input(reader, video: RollingVideo) -> torch.Tensor:
     """The newest position of ``video`` as the reader makes it, ``Tensor[1, C, H, W]``."""
-    return torch.from_numpy(reader.load(video, reader.num_positions(video) - 1, None)[None])
+    return torch.from_numpy(reader.load(video, reader.num_positions(video) - 1, None).full()[None])
 
 
 def annotate(image: np.ndarray, update: StreamUpdate) -> np.ndarray:

@@ -2,7 +2,8 @@ import numpy as np
 import torch
 
 from twostream.conventions import CONVENTIONS
-from twostream.data.transforms import crop_flip, flow_sign, flow_to_input, rgb_to_input, ten_crop, trajectory_resample
+from twostream.data.transforms import (as_planes, flow_planes, flow_sign, flow_to_input, rgb_planes, ten_crop,
+                                       trajectory_resample)
 
 
 def test_flow_stacking_channel_order_and_mean_subtraction():
@@ -23,14 +24,14 @@ def test_flow_stacking_channel_order_and_mean_subtraction():
 def test_flip_negates_every_x_channel_and_mirrors():
     x = np.arange(4 * 2 * 3, dtype=np.float32).reshape(4, 2, 3)  # 2 fields
     assert flow_sign(2).tolist() == [-1, 1, -1, 1]
-    out = crop_flip(x, 0, 1, 2, flip=True, sign=flow_sign(2))
+    out = as_planes(x).crop(0, 1, 2, flip=True, sign=flow_sign(2))
     # crop columns 1..2, mirror them, negate channels 0 and 2
     assert out[0].tolist() == [[-2, -1], [-5, -4]]
     assert out[1].tolist() == [[8, 7], [11, 10]]
     assert out[2].tolist() == [[-14, -13], [-17, -16]]
-    rgb = crop_flip(x[:3], 1, 0, 1, flip=True)
+    rgb = as_planes(x[:3]).crop(1, 0, 1, flip=True)
     assert rgb[:, 0, 0].tolist() == [3, 9, 15]  # RGB: mirrored, never negated
-    assert crop_flip(x, 0, 0, 2, flip=False).tolist() == x[:, :2, :2].tolist()
+    assert as_planes(x).crop(0, 0, 2, flip=False).tolist() == x[:, :2, :2].tolist()
 
 
 def test_trajectory_stacking_follows_the_motion():
@@ -68,15 +69,38 @@ def test_ten_crop_layout_and_flip_sign():
 def test_rgb_normalisation_in_each_convention_and_jitter():
     frame = np.full((4, 4, 3), 128, np.uint8)
     frame[..., 2] = 10
-    x = rgb_to_input(frame, CONVENTIONS["torchvision"])
+    x = rgb_planes(frame, CONVENTIONS["torchvision"]).full()
     assert x.shape == (3, 4, 4) and x.dtype == np.float32
     expected = (np.float32([128, 128, 10]) / 255 - np.float32([0.485, 0.456, 0.406])) / np.float32([0.229, 0.224, 0.225])
     assert np.allclose(x[:, 0, 0], expected)
-    caffe = rgb_to_input(frame, CONVENTIONS["caffe"])  # the paper's: 0-255 minus the mean
+    caffe = rgb_planes(frame, CONVENTIONS["caffe"]).full()  # the paper's: 0-255 minus the mean
     assert np.allclose(caffe[:, 0, 0], np.float32([128, 128, 10]) - 255 * np.float32([0.485, 0.456, 0.406]), atol=1e-4)
-    assert np.allclose(rgb_to_input(frame, CONVENTIONS["caffe_bgr"]), caffe[::-1])
-    j = rgb_to_input(frame, CONVENTIONS["torchvision"], 0.1, np.random.default_rng(0))
+    assert np.allclose(rgb_planes(frame, CONVENTIONS["caffe_bgr"]).full(), caffe[::-1])
+    j = rgb_planes(frame, CONVENTIONS["torchvision"], 0.1, np.random.default_rng(0)).full()
     shift = (j - x).reshape(3, -1)
     assert np.allclose(shift, shift[:, :1]) and np.abs(shift).max() > 1e-4  # one colour shift per frame
-    jc = rgb_to_input(frame, CONVENTIONS["caffe"], 0.1, np.random.default_rng(0))  # the same shift in pixels
+    jc = rgb_planes(frame, CONVENTIONS["caffe"], 0.1, np.random.default_rng(0)).full()  # the same shift in pixels
     assert np.allclose((jc - caffe)[:, 0, 0], shift[:, 0] * 255 * np.float32([0.229, 0.224, 0.225]), atol=1e-3)
+
+
+def test_planes_crop_the_codes_and_equal_converting_whole_frames_first():
+    # the loader keeps uint8 codes until the crop is cut; the result is the float path's, cropped
+    from twostream.flow.codec import FlowCodec
+
+    rng = np.random.default_rng(0)
+    codec = FlowCodec(bound=20, quality=95)
+    codes = rng.integers(0, 256, (6, 9, 11), dtype=np.uint8)  # 3 fields, x and y
+    fields = codec.dequantize(codes.reshape(3, 2, 9, 11).transpose(0, 2, 3, 1))
+    sign = flow_sign(3)
+    for mean_subtraction in (False, True):
+        planes = flow_planes(codes, codec, mean_subtraction)
+        assert planes.codes.dtype == np.uint8
+        whole = flow_to_input(fields, mean_subtraction)
+        assert np.allclose(planes.full(), whole, atol=1e-4)
+        flipped = planes.crop(2, 3, 5, flip=True, sign=sign)
+        assert np.allclose(flipped, whole[:, 2:7, 3:8][:, :, ::-1] * sign[:, None, None], atol=1e-4)
+    frame = rng.integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    for name, conv in CONVENTIONS.items():
+        whole = conv.normalize(frame.astype(np.float32))
+        assert np.allclose(rgb_planes(frame, conv).crop(1, 2, 6, flip=True), whole[:, 1:7, 2:8][:, :, ::-1],
+                           atol=1e-4), name

@@ -26,7 +26,7 @@ from ..errors import UserError
 from . import sampling
 from .inputs import InputOptions, make_reader
 from .splits import Sample
-from .transforms import crop_flip, ten_crop
+from .transforms import ten_crop
 
 
 class Clips(Dataset):
@@ -91,9 +91,9 @@ class TrainClips(Clips):
         rng = np.random.default_rng(seed)
         video = self.video(index)
         p = int(rng.integers(self.reader.num_positions(video)))
-        full = self.reader.load(video, p, rng)
-        y0, x0 = sampling.random_crop(*full.shape[1:], self.options.crop, rng)
-        x = crop_flip(full, y0, x0, self.options.crop, bool(rng.integers(2)), self.reader.sign)
+        planes = self.reader.load(video, p, rng)
+        y0, x0 = sampling.random_crop(*planes.shape[1:], self.options.crop, rng)
+        x = planes.crop(y0, x0, self.options.crop, bool(rng.integers(2)), self.reader.sign)
         return self._item(index, x, np.int64([p]))
 
 
@@ -103,9 +103,9 @@ class ValClips(Clips):
     def __getitem__(self, index: int) -> dict:
         video = self.video(index)
         p = self.reader.num_positions(video) // 2
-        full = self.reader.load(video, p, None)
-        y0, x0 = sampling.center_crop(*full.shape[1:], self.options.crop)
-        return self._item(index, crop_flip(full, y0, x0, self.options.crop, False), np.int64([p]))
+        planes = self.reader.load(video, p, None)
+        y0, x0 = sampling.center_crop(*planes.shape[1:], self.options.crop)
+        return self._item(index, planes.crop(y0, x0, self.options.crop), np.int64([p]))
 
 
 class TestClips(Clips):
@@ -123,7 +123,7 @@ class TestClips(Clips):
     def at(self, index: int, where: np.ndarray) -> dict:
         """The item of video ``index`` at the positions ``where`` (``int64[P]``; e.g. one time window's)."""
         video = self.video(index)
-        return self._item(index, np.stack([self.reader.load(video, int(p), None) for p in where]), where)
+        return self._item(index, np.stack([self.reader.load(video, int(p), None).full() for p in where]), where)
 
     def crops(self, x: torch.Tensor, positions_per_chunk: int = 5) -> Iterator[torch.Tensor]:
         """``Tensor[P, C, H, W]`` (an item's input) -> chunks ``Tensor[n * 10, C, S, S]`` of its ten

@@ -15,7 +15,7 @@ from ..cache import CachedVideo
 from ..conventions import convention as get_convention
 from ..errors import UserError
 from . import sampling
-from .transforms import field_means, flow_sign, flow_to_input, rgb_to_input, trajectory_resample
+from .transforms import Planes, as_planes, field_means, flow_planes, flow_sign, flow_to_input, rgb_planes, trajectory_resample
 
 STREAMS = ("spatial", "temporal")
 STACKINGS = ("flow", "trajectory")  # same pixel in every field, or follow the motion (the paper's two)
@@ -80,9 +80,9 @@ class RGBFrames:
     def num_positions(self, video: CachedVideo) -> int:
         return video.num_frames
 
-    def load(self, video: CachedVideo, position: int, rng: np.random.Generator | None) -> np.ndarray:
-        """Frame ``position`` as ``float32[3, H, W]``; ``rng`` is given in training only (jitter)."""
-        return rgb_to_input(video.frame(position), self.convention, self.jitter if rng is not None else 0.0, rng)
+    def load(self, video: CachedVideo, position: int, rng: np.random.Generator | None) -> Planes:
+        """Frame ``position`` as planes ``[3, H, W]``; ``rng`` is given in training only (jitter)."""
+        return rgb_planes(video.frame(position), self.convention, self.jitter if rng is not None else 0.0, rng)
 
 
 class FlowStacks:
@@ -102,25 +102,29 @@ class FlowStacks:
     def num_positions(self, video: CachedVideo) -> int:
         return sampling.num_positions(video.num_flows, self.options.length)
 
-    def fields(self, video: CachedVideo, position: int) -> np.ndarray:
-        """The displacement fields d_t of the stack ``float32[L, H, W, 2]`` in channel order."""
+    def _fields(self, video: CachedVideo, position: int) -> list[tuple[int, bool]]:
+        """(flow index, backward) of the stack's fields, in channel order."""
         o = self.options
         if o.bidirectional:
             fwd, bwd = sampling.bidirectional_indices(position, o.length, video.num_flows)
-            fields = [video.flow(int(t)) for t in fwd] + [video.back_flow(int(t)) for t in bwd]
-        else:
-            fields = [video.flow(int(t)) for t in sampling.stack_indices(position, o.length, video.num_flows)]
-        return np.stack(fields)
+            return [(int(t), False) for t in fwd] + [(int(t), True) for t in bwd]
+        return [(int(t), False) for t in sampling.stack_indices(position, o.length, video.num_flows)]
 
-    def load(self, video: CachedVideo, position: int, rng: np.random.Generator | None) -> np.ndarray:
-        """The stack at ``position`` as ``float32[2L, H, W]`` in pixels."""
-        o, fields = self.options, self.fields(video, position)
-        if o.stacking == "trajectory":
-            # the paper subtracts the mean of each displacement field d_t, not of the field resampled
-            # along the trajectories (whose mean is another one)
-            means = field_means(fields) if o.mean_subtraction else None
-            return flow_to_input(trajectory_resample(fields), o.mean_subtraction, means)
-        return flow_to_input(fields, o.mean_subtraction)
+    def codes(self, video: CachedVideo, position: int) -> np.ndarray:
+        """The stack's fields as stored, ``uint8[2L, H, W]`` in channel order (x_0, y_0, x_1, ...)."""
+        codes = np.stack([video.field_codes(t, back) for t, back in self._fields(video, position)])
+        return codes.reshape(-1, *codes.shape[2:])
+
+    def load(self, video: CachedVideo, position: int, rng: np.random.Generator | None) -> Planes:
+        """The stack at ``position`` as planes ``[2L, H, W]`` in pixels."""
+        o, codes = self.options, self.codes(video, position)
+        if o.stacking == "flow":
+            return flow_planes(codes, video.codec, o.mean_subtraction)
+        # trajectory stacking resamples in float; the paper subtracts the mean of each displacement field
+        # d_t, not of the field resampled along the trajectories (whose mean is another one)
+        fields = video.codec.dequantize(codes.reshape(-1, 2, *codes.shape[1:]).transpose(0, 2, 3, 1))
+        means = field_means(fields) if o.mean_subtraction else None
+        return as_planes(flow_to_input(trajectory_resample(fields), o.mean_subtraction, means))
 
 
 def make_reader(options: InputOptions, convention: str | None = None) -> RGBFrames | FlowStacks:

@@ -52,9 +52,14 @@ class FlowCodec:
         scaled = (np.clip(flow, -self.bound, self.bound) + self.bound) * (255.0 / (2 * self.bound))
         return np.rint(scaled).astype(np.uint8)
 
+    @property
+    def step(self) -> float:
+        """Pixels per code: ``dequantize(c) = c * step - bound``."""
+        return 2 * self.bound / 255.0
+
     def dequantize(self, code: np.ndarray) -> np.ndarray:
         """``uint8[...]`` -> ``float32[...]`` pixels."""
-        return code.astype(np.float32) * np.float32(2 * self.bound / 255.0) - np.float32(self.bound)
+        return code.astype(np.float32, order="C") * np.float32(self.step) - np.float32(self.bound)
 
     def encode(self, flow: np.ndarray) -> tuple[bytes, bytes]:
         """``float32[H, W, 2]`` -> (JPEG of x, JPEG of y)."""
@@ -64,7 +69,12 @@ class FlowCodec:
 
     def decode(self, x_jpeg: bytes, y_jpeg: bytes) -> np.ndarray:
         """(JPEG of x, JPEG of y) -> ``float32[H, W, 2]`` pixels."""
-        return self.dequantize(np.stack([decode_jpeg(x_jpeg, False), decode_jpeg(y_jpeg, False)], axis=-1))
+        return self.dequantize(self.decode_codes(x_jpeg, y_jpeg).transpose(1, 2, 0))
+
+    @staticmethod
+    def decode_codes(x_jpeg: bytes, y_jpeg: bytes) -> np.ndarray:
+        """(JPEG of x, JPEG of y) -> their codes ``uint8[2, H, W]`` (``dequantize`` makes them pixels)."""
+        return np.stack([decode_jpeg(x_jpeg, False), decode_jpeg(y_jpeg, False)])
 
     def to_dict(self) -> dict:
         return {"bound": self.bound, "quality": self.quality}
