@@ -45,29 +45,36 @@ def strips_to_videos(src: Path, out: Path) -> list[dict]:
     return rows
 
 
+def fold_runs(out: Path, folds: int, iterations: int, overrides: tuple[str, ...] = (), tag: str = ""
+              ) -> tuple[list[Path], list[Path]]:
+    """Videos, cache and both streams' runs of every fold under ``out`` (trained if missing), with extra
+    config ``overrides``; run folders are named ``<stream>-fold<k><tag>``."""
+    rows = strips_to_videos(data_dir("weizmann4"), out / "videos")
+    extract_all(find_videos(out / "videos"), out / "cache", ExtractOptions(short_side=64), workers=2)
+    spatial, temporal = [], []
+    for fold in range(folds):
+        held_out = {a for a in range(9) if a % folds == fold}
+        split = out / f"split-fold{fold + 1}.csv"
+        split.write_text("path,label,split\n" + "".join(
+            f"{r['video']},{r['label']},{'test' if int(r['actor']) in held_out else 'train'}\n" for r in rows))
+        for stream, runs in (("spatial", spatial), ("temporal", temporal)):
+            run = out / "runs" / f"{stream}-fold{fold + 1}{tag}"
+            cfg = load_config(CONFIGS / f"weizmann4_{stream}.yaml", [
+                f"tasks.0.splits={split}", f"tasks.0.cache={out / 'cache'}", f"optim.iterations={iterations}",
+                f"optim.milestones=[{iterations * 2 // 3}]", f"run.checkpoint_every={iterations}", *overrides])
+            if not RunDir(run).checkpoint.exists():
+                train(cfg, run)
+            runs.append(run)
+    return spatial, temporal
+
+
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--out", default="weizmann4-run")
     p.add_argument("--folds", type=int, default=3, help="actors 0-8 split into this many held-out groups")
     p.add_argument("--iterations", type=int, default=300)
     args = p.parse_args()
-    out = Path(args.out)
-    rows = strips_to_videos(data_dir("weizmann4"), out / "videos")
-    extract_all(find_videos(out / "videos"), out / "cache", ExtractOptions(short_side=64), workers=2)
-    spatial, temporal = [], []
-    for fold in range(args.folds):
-        held_out = {a for a in range(9) if a % args.folds == fold}
-        split = out / f"split-fold{fold + 1}.csv"
-        split.write_text("path,label,split\n" + "".join(
-            f"{r['video']},{r['label']},{'test' if int(r['actor']) in held_out else 'train'}\n" for r in rows))
-        for stream, runs in (("spatial", spatial), ("temporal", temporal)):
-            run = out / "runs" / f"{stream}-fold{fold + 1}"
-            cfg = load_config(CONFIGS / f"weizmann4_{stream}.yaml", [
-                f"tasks.0.splits={split}", f"tasks.0.cache={out / 'cache'}", f"optim.iterations={args.iterations}",
-                f"optim.milestones=[{args.iterations * 2 // 3}]", f"run.checkpoint_every={args.iterations}"])
-            if not RunDir(run).checkpoint.exists():
-                train(cfg, run)
-            runs.append(run)
+    spatial, temporal = fold_runs(Path(args.out), args.folds, args.iterations)
     headers, table_rows, acc = splits_table(spatial, temporal, workers=2, progress=False)
     finish(args, acc, markdown([h.replace("split", "fold") for h in headers], table_rows))
 

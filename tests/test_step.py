@@ -24,7 +24,8 @@ def _batch(n, seed):
     g = torch.Generator().manual_seed(seed)
     task = torch.randint(0, 2, (n,), generator=g)
     label = torch.where(task == 0, torch.randint(0, 3, (n,), generator=g), torch.randint(0, 2, (n,), generator=g))
-    return {"input": torch.randn(n, 6, generator=g), "label": label, "task": task}
+    x = torch.randn(n, 6, generator=g)  # as planes: float codes, scale 1, offset 0
+    return {"input": x, "scale": torch.ones(n, 6), "offset": torch.zeros(n, 6), "label": label, "task": task}
 
 
 def test_multitask_loss_is_the_sum_of_each_tasks_mean():

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .data.transforms import batch_input
 from .precision import autocast
 
 
@@ -61,8 +62,8 @@ class StepStats:
 def train_step(net: nn.Module, batches: Iterator[dict], accumulate: int, task_counts: torch.Tensor,
                optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, device: torch.device,
                dtype: torch.dtype | None = None, world_size: int = 1) -> StepStats:
-    """One optimizer step over the next ``accumulate`` micro-batches of ``batches`` (dicts with ``input``
-    ``Tensor[b, C, S, S]``, ``label`` and ``task``), drawn one at a time so only one is in memory.
+    """One optimizer step over the next ``accumulate`` micro-batches of ``batches`` (dicts with the input's
+    planes ``input``, ``scale``, ``offset`` (``transforms.batch_input``), ``label`` and ``task``), drawn one at a time so only one is in memory.
     ``task_counts`` ``Tensor[T]``: the rows of each task in the whole batch, over all ``world_size``
     processes. The gradient is that of the paper's multi-task loss of the whole batch, whatever the
     micro-batch size and the number of processes: each micro-batch adds its share of the loss, and under
@@ -75,7 +76,7 @@ def train_step(net: nn.Module, batches: Iterator[dict], accumulate: int, task_co
     seen = 0
     for i in range(accumulate):
         b = next(batches)
-        x = b["input"].to(device, non_blocking=True)
+        x = batch_input(b, device)
         y, task = b["label"].to(device), b["task"].to(device)
         sync = not ddp or i == accumulate - 1
         with (nullcontext() if sync else net.no_sync()), \

@@ -8,7 +8,7 @@ from twostream.data.datasets import TestClips, TrainClips, ValClips
 from twostream.data.inputs import InputOptions
 from twostream.data.sampling import ClassBalancedSampler
 from twostream.data.splits import Sample
-from twostream.data.transforms import trajectory_resample
+from twostream.data.transforms import batch_input, trajectory_resample
 from twostream.errors import UserError
 from twostream.flow.codec import FlowCodec
 from twostream.record import ExtractionRecord
@@ -62,7 +62,8 @@ def test_temporal_train_stack_is_contiguous_with_flip_sign(cache):
     seen_flip = seen_plain = False
     for seed in range(40):
         item = ds[(0, seed)]
-        x = item["input"].numpy()
+        assert item["input"].dtype == torch.uint8  # the crop's codes: converted where the batch is used
+        x = batch_input(item, "cpu").numpy()
         assert x.shape == (10, 32, 32) and item["label"] == 0 and item["video_id"] == "a/long"
         ks = xs_of(x)
         sign = 1 if ks[0] > 0 else -1  # flipped stacks carry negated x
@@ -126,7 +127,7 @@ def test_trajectory_stacking_follows_the_first_field(tmp_path):
 
 def test_spatial_train_and_test_items(cache):
     train = TrainClips(SAMPLES, cache, InputOptions("spatial", crop=32, jitter=0.0), "caffe")
-    x = train[(0, 1)]["input"]
+    x = batch_input(train[(0, 1)], "cpu")
     assert x.shape == (3, 32, 32)
     grey = x[0, 0, 0] + 0.485 * 255  # undo the paper's normalisation (minus the mean): 8t for frame t
     t = round(float(grey) / 8)
@@ -184,6 +185,9 @@ def test_dataloader_with_workers_and_balanced_sampler(cache):
     # the same keys in a single process give the same tensors: workers change nothing
     again = next(iter(DataLoader(ds, batch_size=8, sampler=sampler, num_workers=0)))
     assert torch.equal(again["input"], batches[0]["input"])
+    # a batch's float input is its items' one by one (per-item scale and offset: flips and means differ)
+    items = [ds[sampler.key(k)] for k in range(8)]
+    assert torch.allclose(batch_input(again, "cpu"), torch.stack([batch_input(i, "cpu") for i in items]))
 
 
 def test_one_dataset_reads_from_two_caches(tmp_path):

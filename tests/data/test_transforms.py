@@ -24,14 +24,14 @@ def test_flow_stacking_channel_order_and_mean_subtraction():
 def test_flip_negates_every_x_channel_and_mirrors():
     x = np.arange(4 * 2 * 3, dtype=np.float32).reshape(4, 2, 3)  # 2 fields
     assert flow_sign(2).tolist() == [-1, 1, -1, 1]
-    out = as_planes(x).crop(0, 1, 2, flip=True, sign=flow_sign(2))
+    out = as_planes(x).crop(0, 1, 2, flip=True, sign=flow_sign(2)).full()
     # crop columns 1..2, mirror them, negate channels 0 and 2
     assert out[0].tolist() == [[-2, -1], [-5, -4]]
     assert out[1].tolist() == [[8, 7], [11, 10]]
     assert out[2].tolist() == [[-14, -13], [-17, -16]]
-    rgb = as_planes(x[:3]).crop(1, 0, 1, flip=True)
+    rgb = as_planes(x[:3]).crop(1, 0, 1, flip=True).full()
     assert rgb[:, 0, 0].tolist() == [3, 9, 15]  # RGB: mirrored, never negated
-    assert as_planes(x).crop(0, 0, 2, flip=False).tolist() == x[:, :2, :2].tolist()
+    assert as_planes(x).crop(0, 0, 2, flip=False).full().tolist() == x[:, :2, :2].tolist()
 
 
 def test_trajectory_stacking_follows_the_motion():
@@ -97,10 +97,10 @@ def test_planes_crop_the_codes_and_equal_converting_whole_frames_first():
         assert planes.codes.dtype == np.uint8
         whole = flow_to_input(fields, mean_subtraction)
         assert np.allclose(planes.full(), whole, atol=1e-4)
-        flipped = planes.crop(2, 3, 5, flip=True, sign=sign)
+        flipped = planes.crop(2, 3, 5, flip=True, sign=sign).full()
         assert np.allclose(flipped, whole[:, 2:7, 3:8][:, :, ::-1] * sign[:, None, None], atol=1e-4)
     frame = rng.integers(0, 256, (9, 11, 3), dtype=np.uint8)
     for name, conv in CONVENTIONS.items():
         whole = conv.normalize(frame.astype(np.float32))
-        assert np.allclose(rgb_planes(frame, conv).crop(1, 2, 6, flip=True), whole[:, 1:7, 2:8][:, :, ::-1],
+        assert np.allclose(rgb_planes(frame, conv).crop(1, 2, 6, flip=True).full(), whole[:, 1:7, 2:8][:, :, ::-1],
                            atol=1e-4), name

@@ -82,7 +82,9 @@ class Clips(Dataset):
 
 
 class TrainClips(Clips):
-    """Training samples: a random position, crop and flip, drawn from the key's own seed."""
+    """Training samples: a random position, crop and flip, drawn from the key's own seed. Items hold the
+    crop as planes: ``input`` codes ``[C, S, S]`` (uint8; float32 for trajectory stacks), ``scale`` and
+    ``offset`` ``[C]``; ``transforms.batch_input`` makes the float input of a batch."""
 
     def __getitem__(self, key: tuple[int, int]) -> dict:
         if not isinstance(key, tuple):
@@ -93,8 +95,10 @@ class TrainClips(Clips):
         p = int(rng.integers(self.reader.num_positions(video)))
         planes = self.reader.load(video, p, rng)
         y0, x0 = sampling.random_crop(*planes.shape[1:], self.options.crop, rng)
-        x = planes.crop(y0, x0, self.options.crop, bool(rng.integers(2)), self.reader.sign)
-        return self._item(index, x, np.int64([p]))
+        crop = planes.crop(y0, x0, self.options.crop, bool(rng.integers(2)), self.reader.sign)
+        # the crop's codes, not floats: ``transforms.batch_input`` converts a batch where it is used
+        return self._item(index, crop.codes, np.int64([p])) | {"scale": torch.from_numpy(crop.scale),
+                                                               "offset": torch.from_numpy(crop.offset)}
 
 
 class ValClips(Clips):
@@ -105,7 +109,7 @@ class ValClips(Clips):
         p = self.reader.num_positions(video) // 2
         planes = self.reader.load(video, p, None)
         y0, x0 = sampling.center_crop(*planes.shape[1:], self.options.crop)
-        return self._item(index, planes.crop(y0, x0, self.options.crop), np.int64([p]))
+        return self._item(index, planes.crop(y0, x0, self.options.crop).full(), np.int64([p]))
 
 
 class TestClips(Clips):

@@ -34,26 +34,36 @@ class Planes:
     def shape(self) -> tuple[int, ...]:
         return self.codes.shape
 
-    def crop(self, y0: int, x0: int, size: int, flip: bool = False, sign: np.ndarray | None = None) -> np.ndarray:
-        """``float32[C, size, size]`` at (y0, x0); when ``flip``, mirrored horizontally with channel c
-        multiplied by ``sign[c]`` (flow: the x channels change sign)."""
-        return self.window(y0, x0, size, size, flip, sign)
-
-    def full(self) -> np.ndarray:
-        """``float32[C, H, W]``."""
-        return self.window(0, 0, *self.codes.shape[1:])
-
-    def window(self, y0: int, x0: int, height: int, width: int, flip: bool = False,
-               sign: np.ndarray | None = None) -> np.ndarray:
-        codes, scale, offset = self.codes[:, y0:y0 + height, x0:x0 + width], self.scale, self.offset
+    def crop(self, y0: int, x0: int, size: int, flip: bool = False, sign: np.ndarray | None = None) -> Planes:
+        """The planes of the crop ``[C, size, size]`` at (y0, x0); when ``flip``, mirrored horizontally
+        with channel c multiplied by ``sign[c]`` (flow: the x channels change sign)."""
+        codes, scale, offset = self.codes[:, y0:y0 + size, x0:x0 + size], self.scale, self.offset
         if flip:
             codes = codes[:, :, ::-1]
             if sign is not None:  # sign * (a * code + b) = (sign * a) * code + sign * b
                 scale, offset = scale * sign, offset * sign
-        out = np.empty(codes.shape, np.float32)
-        np.multiply(codes, scale[:, None, None], out=out)
-        out += offset[:, None, None]
+        return Planes(np.ascontiguousarray(codes), scale, offset)
+
+    def full(self) -> np.ndarray:
+        """The input they stand for, ``float32[C, H, W]``."""
+        out = np.empty(self.codes.shape, np.float32)
+        np.multiply(self.codes, self.scale[:, None, None], out=out)
+        out += self.offset[:, None, None]
         return out
+
+
+def batch_input(batch: dict, device: torch.device | str) -> torch.Tensor:
+    """A training batch's input ``Tensor[B, C, S, S]`` float32 on ``device``, from its planes (``input``
+    codes ``[B, C, S, S]``, ``scale`` and ``offset`` ``[B, C]``; one item's unbatched shapes work too): the
+    uint8 codes cross from the loader's workers and to the device, a quarter of float32's bytes, and are
+    converted there."""
+    x = batch["input"].to(device, non_blocking=True).float()
+
+    def per_channel(key: str) -> torch.Tensor:  # [B, C] (or [C]) -> broadcast over the pixels
+        v = batch[key].to(device, non_blocking=True)
+        return v.reshape(*v.shape, *[1] * (x.ndim - v.ndim))
+
+    return torch.addcmul(per_channel("offset"), x, per_channel("scale"))
 
 
 def as_planes(x: np.ndarray) -> Planes:
