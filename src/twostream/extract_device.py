@@ -12,7 +12,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -166,20 +166,21 @@ def extract_on_device(videos: Sequence[tuple[str, Path]], out: str | Path, optio
     record = options.record()
     make_output(out)
     tally = Tally(len(videos), progress)
-    writing: dict[Future, VideoResult] = {}
+    writing: dict[Future, tuple[VideoResult, ProcessPoolExecutor]] = {}
     writers = worker_pool(workers)
 
     def collect(block: bool) -> None:
         nonlocal writers
         finished, _ = wait(writing, return_when=FIRST_COMPLETED) if block else ([f for f in writing if f.done()], 0)
         for future in finished:
-            result = writing.pop(future)
+            result, pool = writing.pop(future)
             try:
                 result = future.result()
-            except BrokenProcessPool:  # a writer died: its videos fail (a re-run makes them), a new pool goes on
+            except BrokenProcessPool:  # a writer died: the videos of its pool fail (a re-run makes them)
                 result.status, result.reason = "failed", "the worker process writing it crashed"
-                writers.shutdown(cancel_futures=True)
-                writers = worker_pool(workers)
+                if pool is writers:  # the first of that pool's failures: a new pool goes on
+                    writers.shutdown(cancel_futures=True)
+                    writers = worker_pool(workers)
             tally.done(result)
 
     def write(complete: list[Decoded]) -> None:
@@ -189,7 +190,7 @@ def extract_on_device(videos: Sequence[tuple[str, Path]], out: str | Path, optio
                 continue
             while len(writing) >= 2 * workers:  # bounded: each waiting video holds its frames and fields
                 collect(block=True)
-            writing[writers.submit(_write, out, video, record)] = video.result
+            writing[writers.submit(_write, out, video, record)] = video.result, writers
         collect(block=False)
 
     def decoded(item: VideoResult | Decoded) -> None:

