@@ -390,5 +390,3 @@ class CachedVideo(FlowPixels):
             return self.codec.decode_codes(x, y)
         except ValueError as exc:
             raise UserError(f"{self.video_id}: flow {t}: {exc}") from None
-
-

@@ -63,8 +63,8 @@ def train_step(net: nn.Module, batches: Iterator[dict], accumulate: int, task_co
                optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, device: torch.device,
                dtype: torch.dtype | None = None, world_size: int = 1) -> StepStats:
     """One optimizer step over the next ``accumulate`` micro-batches of ``batches`` (dicts with the input's
-    planes ``input``, ``scale``, ``offset`` (``transforms.batch_input``), ``label`` and ``task``), drawn one at a time so only one is in memory.
-    ``task_counts`` ``Tensor[T]``: the rows of each task in the whole batch, over all ``world_size``
+    planes ``input``, ``scale``, ``offset`` (``transforms.batch_input``), ``label`` and ``task``), drawn one
+    at a time so only one is in memory. ``task_counts`` ``Tensor[T]``: the rows of each task in the whole batch, over all ``world_size``
     processes. The gradient is that of the paper's multi-task loss of the whole batch, whatever the
     micro-batch size and the number of processes: each micro-batch adds its share of the loss, and under
     DDP (``net`` has ``no_sync``; it averages gradients over processes, all-reduced once, after the last

@@ -15,7 +15,8 @@ from ..cache import CachedVideo
 from ..conventions import convention as get_convention
 from ..errors import UserError
 from . import sampling
-from .transforms import Planes, as_planes, field_means, flow_planes, flow_sign, flow_to_input, rgb_planes, trajectory_resample
+from .transforms import (Planes, as_planes, field_means, flow_planes, flow_sign, flow_to_input, rgb_planes,
+                         trajectory_resample)
 
 STREAMS = ("spatial", "temporal")
 STACKINGS = ("flow", "trajectory")  # same pixel in every field, or follow the motion (the paper's two)
