@@ -4,7 +4,10 @@ the PyTorch flows also through the device path (``extract --device``: batches of
 time beside it. Needs ../shared/data/clips/ucf101.
 
     python benchmarks/extract.py [--json FILE] [--methods dis-medium,farneback] [--device-methods brox]
-                                 [--device auto] [--batch-pairs 32]
+                                 [--device auto] [--batch-pairs 32] [--rgb-qualities 75,85,95]
+
+``--rgb-qualities``: the cache's bytes per frame (RGB, and RGB + a DIS medium flow field) at each RGB JPEG
+quality, on all clips at 340x256 (what the cache costs; the accuracy side is the UCF-9 benchmark's).
 
 The slow flows (TV-L1 ~0.25 s a pair here, the PyTorch ones ~0.4) run on two clips only (frames/s is per
 frame either way).
@@ -45,6 +48,7 @@ def main() -> None:
     p.add_argument("--device-methods", default="brox,tvl1-torch", help="PyTorch flows, per pair and on --device")
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--batch-pairs", type=int, default=BATCH_PAIRS)
+    p.add_argument("--rgb-qualities", default="", help="e.g. 75,85,95: cache bytes per frame at each")
     args = p.parse_args()
     videos = find_videos(data_dir("clips/ucf101"))
     device = str(pick_device(args.device))
@@ -62,8 +66,20 @@ def main() -> None:
             "flow_bytes_per_field": size.flow_per_field}
         rows.append([name, where or "per pair (cpu)", workers, frames, frames / seconds,
                      f"{size.rgb_per_frame / 1000:.1f}", f"{size.flow_per_field / 1000:.1f}"])
-    finish(args, figures, table(["flow", "path", "workers", "frames", "frames/s", "KB per RGB frame",
-                                 "KB per flow field"], rows))
+    text = table(["flow", "path", "workers", "frames", "frames/s", "KB per RGB frame", "KB per flow field"],
+                 rows) if rows else ""
+    if args.rgb_qualities:
+        sizes = []
+        for quality in map(int, args.rgb_qualities.split(",")):
+            method, params = FLOWS["dis-medium"]
+            _, _, size = run(videos, ExtractOptions(flow_method=method, flow_params=params, rgb_quality=quality), 2)
+            figures[f"rgb_quality/{quality}"] = {"rgb_bytes_per_frame": size.rgb_per_frame,
+                                                 "flow_bytes_per_field": size.flow_per_field}
+            sizes.append([quality, f"{size.rgb_per_frame / 1000:.1f}",
+                          f"{(size.rgb_per_frame + size.flow_per_field) / 1000:.1f}"])
+        text += ("\n\n" if text else "") + table(["RGB JPEG quality", "KB per RGB frame", "KB per frame, RGB + flow (DIS medium)"],
+                                sizes)
+    finish(args, figures, text)
 
 
 if __name__ == "__main__":
