@@ -68,13 +68,14 @@ def batched_speed(batches: list[int]) -> list[dict]:
              "ms_per_pair": median_ms(lambda: build_flow("tvl1")(grey[0], grey[1]), 1)}]
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in devices:
-        for cls in (TVL1Torch, BroxTorch):
-            est = cls(device=device)
+        for name, est in (("tvl1-torch", TVL1Torch(device=device)),
+                          ("tvl1-torch, compiled", TVL1Torch(device=device, compile=True)),
+                          ("brox", BroxTorch(device=device))):
             for b in batches:
                 a, n = torch.from_numpy(grey[:b]), torch.from_numpy(grey[1:b + 1])
-                est.batch(a[:1], n[:1])  # warm-up
+                est.batch(a, n)  # warm-up at this batch size (and the one-off compilation for it)
                 ms = median_ms(lambda: est.batch(a, n).cpu(), 1 if device == "cpu" else 3)
-                rows.append({"method": cls.name, "device": device, "batch": b, "ms_per_pair": ms / b})
+                rows.append({"method": name, "device": device, "batch": b, "ms_per_pair": ms / b})
     return rows
 
 

@@ -2,6 +2,8 @@
 one by one, Brox's energy falls with its fixed-point iterations, the estimator interface and the recorded
 parameters; the CUDA path equals the CPU one where CUDA is."""
 
+import shutil
+
 import cv2
 import numpy as np
 import pytest
@@ -64,6 +66,16 @@ def test_a_batch_gives_the_fields_of_its_pairs_one_by_one(cls, texture, shift):
     for i, n in enumerate(nxt):
         single = est.batch(image, n)[0]
         assert torch.allclose(batch[i], single, atol=1e-4), i
+
+
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")), reason="torch.compile needs a C++ compiler")
+def test_compiled_tvl1_gives_the_eager_fields_and_records_the_same_parameters(texture, shift):
+    image = texture(64, 80, blur=1.5)
+    pairs = np.stack([image] * 2), np.stack([shift(image, 1.5, -0.5), shift(image, -3.0, 2.0)])
+    eager, compiled = TVL1Torch(**SMALL[TVL1Torch]), TVL1Torch(**SMALL[TVL1Torch], compile=True)
+    # fused arithmetic rounds differently; over hundreds of iterations that stays far below a codec step
+    assert (eager.batch(*pairs) - compiled.batch(*pairs)).abs().max() < 1e-3
+    assert eager.params() == compiled.params()  # how it runs is not what it computes
 
 
 def test_brox_energy_falls_with_its_fixed_point_iterations(texture):

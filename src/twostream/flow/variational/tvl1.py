@@ -24,6 +24,29 @@ from ...errors import UserError
 from .ops import as_batch, centered_gradient, coarse_to_fine, divergence, forward_gradient, median_filter, warp
 
 
+def inner_step(u: torch.Tensor, dual: torch.Tensor, rho_c: torch.Tensor, g: torch.Tensor, g2: torch.Tensor,
+               lt_g: torch.Tensor, lt_g2: torch.Tensor, theta: float, taut: float
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One inner iteration: the flow ``Tensor[B, 2, H, W]`` after the data term's point-wise minimiser
+    (the thresholding step's three cases) and the TV term's coupling, and the dual ``Tensor[B, 2, 2, H, W]``
+    after Chambolle's projection at that flow."""
+    rho = (rho_c + (g * u).sum(1))[:, None]
+    step = torch.where(rho < -lt_g2, lt_g, torch.where(rho > lt_g2, -lt_g, rho * g / -g2))
+    new = step + u + theta * divergence(dual[:, :, 0], dual[:, :, 1])
+    gx, gy = forward_gradient(new)
+    norm = (torch.sqrt(gx * gx + gy * gy) * taut + 1)[:, :, None]
+    return new, (torch.stack([gx, gy], dim=2) * taut + dual) / norm
+
+
+_COMPILED: list = []  # torch.compile of inner_step, made once per process on first use
+
+
+def _compiled_step():
+    if not _COMPILED:
+        _COMPILED.append(torch.compile(inner_step, dynamic=True))
+    return _COMPILED[0]
+
+
 class TVL1Torch:
     """``TVL1Torch(device="cpu")(prev, nxt)``: grey ``uint8[H, W]`` x 2 -> ``float32[H, W, 2]`` (the
     estimator interface); ``.batch(prev, nxt)``: ``Tensor[B, H, W]`` x 2 -> ``Tensor[B, 2, H, W]``."""
@@ -33,7 +56,7 @@ class TVL1Torch:
     def __init__(self, tau: float = 0.25, lambda_: float = 0.15, theta: float = 0.3, scale_factor: float = 0.5,
                  levels: int = 10, min_side: int = 16, warps: int = 5, epsilon: float = 0.01,
                  inner_iterations: int = 30, outer_iterations: int = 10, median_filtering: int = 5,
-                 smoothing: float = 0.8, device: str = "cpu") -> None:
+                 smoothing: float = 0.8, device: str = "cpu", compile: bool = False) -> None:
         if not 0 < scale_factor < 1:
             raise UserError(f"scale_factor must be in (0, 1), got {scale_factor}")
         if min(levels, warps, inner_iterations, outer_iterations) < 1:
@@ -46,9 +69,14 @@ class TVL1Torch:
                         "outer_iterations": int(outer_iterations), "median_filtering": int(median_filtering),
                         "smoothing": float(smoothing)}
         self.device = torch.device(device)
+        # torch.compile fuses the inner iteration's element-wise work (~5x faster on this CPU after a
+        # one-off compilation of a few seconds; needs a C++ compiler on a CPU). Like the device it is how
+        # the flow is computed, not what: not recorded (results agree within float rounding; tested)
+        self._step = _compiled_step() if compile else inner_step
 
     def params(self) -> dict[str, Any]:
-        """Constructor keywords (the device is where it runs, not what it computes) and torch's version."""
+        """Constructor keywords (the device and ``compile`` are how it runs, not what it computes) and
+        torch's version."""
         return dict(self._params) | {"torch": torch.__version__}
 
     def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
@@ -79,17 +107,14 @@ class TVL1Torch:
             for _ in range(p["outer_iterations"]):
                 every = bool(active.all())  # then no pair needs holding still: no masking
                 for inner in range(p["inner_iterations"]):
-                    rho = (rho_c + (g * u).sum(1))[:, None]
-                    # the data term's point-wise minimiser (three cases of the thresholding step)
-                    step = torch.where(rho < -lt_g2, lt_g, torch.where(rho > lt_g2, -lt_g, rho * g / -g2))
-                    new = step.add_(u).add_(divergence(dual[:, :, 0], dual[:, :, 1]), alpha=p["theta"])
+                    new, moved = self._step(u, dual, rho_c, g, g2, lt_g, lt_g2, p["theta"], taut)
                     if inner == p["inner_iterations"] - 1:  # the stopping test needs the last step's change only
                         change = (new - u).square_().sum(1).flatten(1).mean(1)
-                    u = new if every else torch.where(active.view(b, 1, 1, 1), new, u)  # converged pairs stay
-                    gx, gy = forward_gradient(u)
-                    norm = torch.sqrt(gx * gx + gy * gy).mul_(taut).add_(1)[:, :, None]
-                    moved = torch.stack([gx, gy], dim=2).mul_(taut).add_(dual).div_(norm)
-                    dual = moved if every else torch.where(active.view(b, 1, 1, 1, 1), moved, dual)
+                    if every:
+                        u, dual = new, moved
+                    else:  # converged pairs stay
+                        u = torch.where(active.view(b, 1, 1, 1), new, u)
+                        dual = torch.where(active.view(b, 1, 1, 1, 1), moved, dual)
                 active = active & (change > p["epsilon"] ** 2)
                 if not bool(active.any()):
                     break
