@@ -305,11 +305,11 @@ class FlowPixels:
 
     def flow(self, t: int) -> np.ndarray:
         """Forward flow t (frame t -> t+1): ``float32[H, W, 2]`` pixels."""
-        return self.codec.dequantize(self.field_codes(t).transpose(1, 2, 0))
+        return self.codec.pixels(self.field_codes(t))
 
     def back_flow(self, t: int) -> np.ndarray:
         """Backward flow t (frame t+1 -> t): ``float32[H, W, 2]`` pixels."""
-        return self.codec.dequantize(self.field_codes(t, backward=True).transpose(1, 2, 0))
+        return self.codec.pixels(self.field_codes(t, backward=True))
 
 
 class CachedVideo(FlowPixels):
@@ -380,7 +380,7 @@ class CachedVideo(FlowPixels):
 
     def field_codes(self, t: int, backward: bool = False) -> np.ndarray:
         """Flow t (forward: frame t -> t+1; ``backward``: t+1 -> t) as stored: codes ``uint8[2, H, W]``
-        (x, y), ``self.codec.dequantize`` turning them into pixels."""
+        (x, y), ``self.codec.pixels`` turning them into pixels."""
         if backward and not self.bidirectional:
             raise UserError(f"{self.video_id}: extracted without --bidirectional, no backward flow")
         self._check(t, self.num_flows, "flow")

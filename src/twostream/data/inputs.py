@@ -123,7 +123,7 @@ class FlowStacks:
             return flow_planes(codes, video.codec, o.mean_subtraction)
         # trajectory stacking resamples in float; the paper subtracts the mean of each displacement field
         # d_t, not of the field resampled along the trajectories (whose mean is another one)
-        fields = video.codec.dequantize(codes.reshape(-1, 2, *codes.shape[1:]).transpose(0, 2, 3, 1))
+        fields = video.codec.pixels(codes.reshape(-1, 2, *codes.shape[1:]))
         means = field_means(fields) if o.mean_subtraction else None
         return as_planes(flow_to_input(trajectory_resample(fields), o.mean_subtraction, means))
 

@@ -61,6 +61,10 @@ class FlowCodec:
         """``uint8[...]`` -> ``float32[...]`` pixels."""
         return code.astype(np.float32, order="C") * np.float32(self.step) - np.float32(self.bound)
 
+    def pixels(self, codes: np.ndarray) -> np.ndarray:
+        """Fields as stored, codes ``uint8[..., 2, H, W]`` (x, y planes) -> ``float32[..., H, W, 2]`` pixels."""
+        return self.dequantize(np.moveaxis(codes, -3, -1))
+
     def encode(self, flow: np.ndarray) -> tuple[bytes, bytes]:
         """``float32[H, W, 2]`` -> (JPEG of x, JPEG of y)."""
         q = self.quantize(flow)
@@ -69,11 +73,11 @@ class FlowCodec:
 
     def decode(self, x_jpeg: bytes, y_jpeg: bytes) -> np.ndarray:
         """(JPEG of x, JPEG of y) -> ``float32[H, W, 2]`` pixels."""
-        return self.dequantize(self.decode_codes(x_jpeg, y_jpeg).transpose(1, 2, 0))
+        return self.pixels(self.decode_codes(x_jpeg, y_jpeg))
 
     @staticmethod
     def decode_codes(x_jpeg: bytes, y_jpeg: bytes) -> np.ndarray:
-        """(JPEG of x, JPEG of y) -> their codes ``uint8[2, H, W]`` (``dequantize`` makes them pixels)."""
+        """(JPEG of x, JPEG of y) -> their codes ``uint8[2, H, W]`` (``pixels`` makes them pixels)."""
         return np.stack([decode_jpeg(x_jpeg, False), decode_jpeg(y_jpeg, False)])
 
     def to_dict(self) -> dict:
