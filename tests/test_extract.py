@@ -12,7 +12,7 @@ import pytest
 from twostream.cache import CachedVideo, list_cached, unit_dir
 from twostream.cli import main
 from twostream.errors import UserError
-from twostream.extract import ExtractOptions, VideoResult, _run_pool, extract_all
+from twostream.extract import ExtractOptions, VideoResult, extract_all, run_pool
 from twostream.sources import find_videos, parse_shard, shard, shard_from_env
 
 FAST = ExtractOptions(flow_params={"preset": "ultrafast"}, short_side=0)
@@ -120,7 +120,7 @@ def _die_on_poison(job):
 def test_a_crashing_worker_fails_its_video_only():
     jobs = [(v, Path(f"{v}.mp4")) for v in ("a", "poison", "b", "c", "d")]
     results = {}
-    _run_pool(jobs, 2, lambda r: results.__setitem__(r.video_id, r), run=_die_on_poison)
+    run_pool(jobs, 2, lambda r: results.__setitem__(r.video_id, r), run=_die_on_poison)
     assert sorted(results) == ["a", "b", "c", "d", "poison"]
     assert results["poison"].status == "failed" and "crashed" in results["poison"].reason
     assert all(results[v].status == "ok" for v in "abcd")

@@ -14,6 +14,7 @@ from .errors import UserError
 from .io import atomic_write
 
 REQUIRED = ("model", "model_args", "config", "classes", "iteration")
+RESUME_ONLY = ("optimizer", "scheduler", "scaler", "rng")  # what only resuming training reads (train.py writes them)
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:

@@ -53,7 +53,7 @@ class ExtractOptions:
 
     def record(self) -> ExtractionRecord:
         """What a unit made with these options records, and must match to be reused by a re-run."""
-        flow = _estimator(self)  # the process's cached estimator: built once, not per call
+        flow = cached_estimator(self)  # the process's cached estimator: built once, not per call
         return ExtractionRecord(flow.name, flow.params(), self.short_side, self.bidirectional,
                                 FlowCodec(self.bound, self.flow_quality), self.rgb_quality)
 
@@ -78,7 +78,8 @@ class VideoResult:
 _ESTIMATORS: dict[str, FlowEstimator] = {}
 
 
-def _estimator(options: ExtractOptions) -> FlowEstimator:
+def cached_estimator(options: ExtractOptions) -> FlowEstimator:
+    """The estimator of ``options``, built once per process."""
     key = json.dumps([options.flow_method, options.flow_params], sort_keys=True)
     if key not in _ESTIMATORS:  # one per process: DIS/TV-L1 objects hold buffers worth reusing
         _ESTIMATORS[key] = build_flow(options.flow_method, **options.flow_params)
@@ -184,7 +185,7 @@ Flows = Callable[[Iterable[np.ndarray]], Iterable[tuple[np.ndarray, np.ndarray |
 
 def cpu_flows(options: ExtractOptions) -> Flows:
     """Flow as the frames stream past, one pair at a time with this process's estimator."""
-    return lambda frames: iter_flow(frames, _estimator(options), options.bidirectional)
+    return lambda frames: iter_flow(frames, cached_estimator(options), options.bidirectional)
 
 
 def write_unit(out: str | Path, video_id: str, frames: Iterable[np.ndarray], record: ExtractionRecord, name: str,
@@ -264,7 +265,7 @@ def worker_pool(n: int) -> ProcessPoolExecutor:
                                initargs=(os.getpid(),))
 
 
-def _run_pool(jobs: list[tuple], workers: int, done, run=_run_one) -> None:
+def run_pool(jobs: list[tuple], workers: int, done, run=_run_one) -> None:
     """Run jobs in worker processes, at most ``workers`` at a time. A worker that dies (a decoder crash
     on a bad file) breaks the pool: the jobs that were running are then run again one by one, so the
     crash is pinned on its own video (reported as failed) and the run goes on with a new pool."""
@@ -345,7 +346,7 @@ def run_all(jobs: list[tuple], workers: int, run, progress: bool = True) -> list
             for job in jobs:
                 tally.done(run(job))
         else:
-            _run_pool(jobs, workers, tally.done, run)
+            run_pool(jobs, workers, tally.done, run)
     finally:
         tally.bar.close()
     return tally.in_order(job[0] for job in jobs)

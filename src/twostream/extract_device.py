@@ -22,8 +22,8 @@ import torch
 
 from .devices import pick_device
 from .errors import UserError
-from .extract import (ExtractOptions, Flows, Tally, VideoResult, _estimator, _run_pool, check_workers,
-                      failure_reason, keep_or_clear, make_output, open_source, worker_pool, write_unit)
+from .extract import (ExtractOptions, Flows, Tally, VideoResult, cached_estimator, check_workers, failure_reason,
+                      keep_or_clear, make_output, open_source, run_pool, worker_pool, write_unit)
 from .flow import DEVICE_METHODS, to_gray
 from .record import ExtractionRecord
 
@@ -162,7 +162,7 @@ def extract_on_device(videos: Sequence[tuple[str, Path]], out: str | Path, optio
     where = pick_device(device, int(os.environ.get("LOCAL_RANK", "0")))
     # the device is where the flow runs, not what it computes: the record is the CPU path's
     options = replace(options, flow_params=options.flow_params | {"device": str(where)})
-    batcher = PairBatcher(_estimator(options), batch_pairs, options.bidirectional)
+    batcher = PairBatcher(cached_estimator(options), batch_pairs, options.bidirectional)
     record = options.record()
     make_output(out)
     tally = Tally(len(videos), progress)
@@ -200,7 +200,7 @@ def extract_on_device(videos: Sequence[tuple[str, Path]], out: str | Path, optio
             write(batcher.add(item))
 
     try:
-        _run_pool([(vid, path, out, options, record, overwrite) for vid, path in videos], workers, decoded,
+        run_pool([(vid, path, out, options, record, overwrite) for vid, path in videos], workers, decoded,
                   run=_decode)
         write(batcher.flush())
         while writing:

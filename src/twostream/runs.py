@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint
+from .checkpoint import RESUME_ONLY, load_checkpoint
 from .config import Config, TaskConfig, config_from_dict
 from .errors import UserError
 from .fusion import check_training_scores
@@ -140,8 +140,8 @@ def load_run(run: str | Path, device: torch.device | str = "cpu") -> LoadedRun:
     model = build_model(**ckpt["model_args"])
     model.load_state_dict(ckpt.pop("model"))
     model.to(device).eval()
-    for resume_only in ("optimizer", "scheduler", "scaler", "rng"):
-        ckpt.pop(resume_only, None)
+    for key in RESUME_ONLY:
+        ckpt.pop(key, None)
     return LoadedRun(model, config_from_dict(ckpt["config"]), ckpt, path, run_dir,
                      ckpt.get("input_convention", LEGACY))
 
