@@ -3,11 +3,11 @@ batched over frame pairs on any device.
 
 Energy: sum Psi(|I1(x + w) - I0(x)|^2) + gamma Psi(|grad I1(x + w) - grad I0(x)|^2) + alpha Psi(|grad u|^2
 + |grad v|^2), with the robust Psi(s^2) = sqrt(s^2 + eps^2): the brightness and gradient constancy terms
-each under its own Psi (Bruhn and Weickert 2005), where the 2004 paper put their sum under one. Coarse to fine over a pyramid; at each level
-the increment dw solves the Euler-Lagrange equations by nested fixed points: outer iterations lag the
-non-linear Psi' (data and smoothness weights) and re-linearise around the warped image, inner iterations
-solve the resulting linear system by red-black successive over-relaxation (each colour a whole-image
-update: batched, no loop over pixels).
+each under its own Psi (Bruhn and Weickert 2005), where the 2004 paper put their sum under one. Coarse to
+fine over a pyramid; at each level the increment dw solves the Euler-Lagrange equations by nested fixed
+points: outer iterations lag the non-linear Psi' (data and smoothness weights) and re-linearise around the
+warped image, inner iterations solve the resulting linear system by red-black successive over-relaxation
+(each colour a whole-image update: batched, no loop over pixels).
 
 The pyramid factor: Brox et al. use 0.95 (many levels, each a small step); 0.75 here, the common choice
 of later implementations (e.g. C. Liu's), which needs a third of the levels for the same reach at a
@@ -16,14 +16,12 @@ small loss of accuracy on this machine's budget.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ...errors import UserError
-from .ops import as_batch, centered_gradient, coarse_to_fine, forward_gradient, warp
+from .ops import BatchedFlow, as_batch, centered_gradient, coarse_to_fine, forward_gradient, warp
 
 
 def _psi_prime(s2: torch.Tensor, eps: float) -> torch.Tensor:
@@ -36,7 +34,7 @@ def _checkerboard(h: int, w: int, device: torch.device) -> torch.Tensor:
     return ((ys + xs) % 2 == 0)
 
 
-class BroxTorch:
+class BroxTorch(BatchedFlow):
     """``BroxTorch(device="cpu")(prev, nxt)``: grey ``uint8[H, W]`` x 2 -> ``float32[H, W, 2]``;
     ``.batch(prev, nxt)``: ``Tensor[B, H, W]`` x 2 -> ``Tensor[B, 2, H, W]`` (pixels)."""
 
@@ -56,12 +54,6 @@ class BroxTorch:
                         "inner_iterations": int(inner_iterations), "omega": float(omega), "epsilon": float(epsilon),
                         "smoothing": float(smoothing)}
         self.device = torch.device(device)
-
-    def params(self) -> dict[str, Any]:
-        return dict(self._params) | {"torch": torch.__version__}
-
-    def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
-        return self.batch(prev, nxt)[0].permute(1, 2, 0).cpu().numpy()
 
     @torch.no_grad()
     def batch(self, prev: torch.Tensor | np.ndarray, nxt: torch.Tensor | np.ndarray) -> torch.Tensor:

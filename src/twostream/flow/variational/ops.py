@@ -13,6 +13,26 @@ import torch.nn.functional as F
 from ...errors import UserError
 
 
+class BatchedFlow:
+    """What both PyTorch flows share: ``params()`` (the constructor keywords a subclass keeps in
+    ``_params``, and torch's version; the device is where it runs, not what it computes) and the one-pair
+    estimator interface (grey ``uint8[H, W]`` x 2 -> ``float32[H, W, 2]``) over ``batch``."""
+
+    name: str
+    device: torch.device
+    _params: dict
+
+    def params(self) -> dict:
+        return dict(self._params) | {"torch": torch.__version__}
+
+    def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        return self.batch(prev, nxt)[0].permute(1, 2, 0).cpu().numpy()
+
+    def batch(self, prev: torch.Tensor | np.ndarray, nxt: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Flows ``Tensor[B, 2, H, W]`` (pixels, float32) from ``prev`` to ``nxt`` ``[B, H, W]``."""
+        raise NotImplementedError
+
+
 def as_batch(frames: torch.Tensor | np.ndarray, device: torch.device) -> torch.Tensor:
     """Grey frames ``[H, W]`` or ``[B, H, W]`` (uint8 or float, 0-255) -> float32 ``Tensor[B, H, W]``."""
     x = torch.as_tensor(frames)

@@ -15,13 +15,14 @@ its own criterion, so a batch gives the fields its pairs give one by one.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
 
 import numpy as np
 import torch
 
 from ...errors import UserError
-from .ops import as_batch, centered_gradient, coarse_to_fine, divergence, forward_gradient, median_filter, warp
+from .ops import (BatchedFlow, as_batch, centered_gradient, coarse_to_fine, divergence, forward_gradient, median_filter,
+                  warp)
 
 
 def inner_step(u: torch.Tensor, dual: torch.Tensor, rho_c: torch.Tensor, g: torch.Tensor, g2: torch.Tensor,
@@ -38,16 +39,13 @@ def inner_step(u: torch.Tensor, dual: torch.Tensor, rho_c: torch.Tensor, g: torc
     return new, (torch.stack([gx, gy], dim=2) * taut + dual) / norm
 
 
-_COMPILED: list = []  # torch.compile of inner_step, made once per process on first use
-
-
+@functools.cache
 def _compiled_step():
-    if not _COMPILED:
-        _COMPILED.append(torch.compile(inner_step, dynamic=True))
-    return _COMPILED[0]
+    """torch.compile of ``inner_step``, made once per process on first use."""
+    return torch.compile(inner_step, dynamic=True)
 
 
-class TVL1Torch:
+class TVL1Torch(BatchedFlow):
     """``TVL1Torch(device="cpu")(prev, nxt)``: grey ``uint8[H, W]`` x 2 -> ``float32[H, W, 2]`` (the
     estimator interface); ``.batch(prev, nxt)``: ``Tensor[B, H, W]`` x 2 -> ``Tensor[B, 2, H, W]``."""
 
@@ -73,15 +71,6 @@ class TVL1Torch:
         # one-off compilation of a few seconds; needs a C++ compiler on a CPU). Like the device it is how
         # the flow is computed, not what: not recorded (results agree within float rounding; tested)
         self._step = _compiled_step() if compile else inner_step
-
-    def params(self) -> dict[str, Any]:
-        """Constructor keywords (the device and ``compile`` are how it runs, not what it computes) and
-        torch's version."""
-        return dict(self._params) | {"torch": torch.__version__}
-
-    def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
-        flow = self.batch(as_batch(prev, self.device), as_batch(nxt, self.device))
-        return flow[0].permute(1, 2, 0).cpu().numpy()
 
     @torch.no_grad()
     def batch(self, prev: torch.Tensor | np.ndarray, nxt: torch.Tensor | np.ndarray) -> torch.Tensor:
