@@ -60,7 +60,7 @@ def main() -> None:
         method, params = FLOWS[name]
         subset = videos[:2] if method in SLOW else videos
         options = ExtractOptions(flow_method=method, flow_params=params)
-        frames, seconds, size = run(subset, options, workers, where and device, args.batch_pairs)
+        frames, seconds, size = run(subset, options, workers, device if where else None, args.batch_pairs)
         figures[f"{name}/{workers}/{where or 'per pair'}"] = {
             "frames": frames, "seconds": seconds, "fps": frames / seconds, "rgb_bytes_per_frame": size.rgb_per_frame,
             "flow_bytes_per_field": size.flow_per_field}
