@@ -190,6 +190,14 @@ def test_a_truncated_checkpoint_is_one_clear_line(two_runs, synth_cache, tmp_pat
     assert len(err) == 1 and str(cut / "checkpoint.pt") in err[0] and "Traceback" not in err[0]
 
 
+@pytest.mark.parametrize("missing", ["no-such-run", "no-such-run/", "no-such.pt"])
+def test_a_missing_run_is_one_clear_line_naming_it(two_runs, synth_cache, tmp_path, capsys, missing):
+    gone = f"{tmp_path}/{missing}"
+    assert main(["predict", str(_clip(synth_cache)), str(two_runs["spatial"]), gone]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and gone in err[0] and "no such run" in err[0]
+
+
 def test_stream_mode_on_a_url_pyav_opens(rec, synth_cache):
     # a source that is not a local path (here FFmpeg's file: protocol, as an http:// or rtsp:// one would
     # be) is live: played as it comes, labelled once L + 1 frames are in

@@ -87,9 +87,10 @@ def report_beside(scores_file: str | Path) -> Path:
 
 
 def is_run(path: str | Path) -> bool:
-    """Whether a path names a run (a folder, or a checkpoint file like a run's) rather than a video."""
+    """Whether a path names a run (a folder, or a checkpoint file like a run's) rather than a video. A path
+    that does not exist and has no extension is taken for a missing run, so that it is named as one."""
     path = Path(path)
-    return path.is_dir() or path.suffix == RunDir(".").checkpoint.suffix
+    return path.is_dir() or path.suffix == RunDir(".").checkpoint.suffix or (not path.exists() and not path.suffix)
 
 
 def run_of(run_or_checkpoint: str | Path) -> tuple[RunDir, Path]:
