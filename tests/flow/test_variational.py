@@ -8,11 +8,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from twostream.flow import build_flow
 from twostream.flow.middlebury import endpoint_error
 from twostream.flow.variational import BroxTorch, TVL1Torch
-from twostream.flow.variational.ops import divergence, forward_gradient
+from twostream.flow.variational import ops
+from twostream.flow.variational.ops import divergence, forward_gradient, median_filter, pyramid_sizes
 
 # quick settings, still accurate on 96 px images
 SMALL = {TVL1Torch: {"inner_iterations": 20, "outer_iterations": 4, "warps": 3}, BroxTorch: {}}
@@ -68,6 +70,18 @@ def test_a_batch_gives_the_fields_of_its_pairs_one_by_one(cls, texture, shift):
         assert torch.allclose(batch[i], single, atol=1e-4), i
 
 
+def test_tvl1_stops_a_pair_at_its_first_small_step_and_drops_it_from_the_batch(texture, shift):
+    est = TVL1Torch(**SMALL[TVL1Torch])
+    sizes, step = [], est._step
+    est._step = lambda u, *rest: (sizes.append(len(u)), step(u, *rest))[1]
+    image = texture(64, 80, blur=1.5)
+    est.batch(np.stack([image, image]), np.stack([image, shift(image, 2.0, 1.0)]))
+    p = est.params()
+    warps = len(pyramid_sizes(64, 80, p["scale_factor"], p["levels"], p["min_side"])) * p["warps"]
+    # the still pair: one step per warp (its flow does not move), then only the moving pair steps
+    assert sizes.count(2) == warps and len(sizes) > 2 * warps and set(sizes) == {1, 2}
+
+
 @pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")), reason="torch.compile needs a C++ compiler")
 def test_compiled_tvl1_gives_the_eager_fields_and_records_the_same_parameters(texture, shift):
     image = texture(64, 80, blur=1.5)
@@ -88,6 +102,19 @@ def test_brox_energy_falls_with_its_fixed_point_iterations(texture):
     zero = energy(a, b, torch.zeros(1, 2, 96, 96))
     after = [energy(a, b, BroxTorch(outer_iterations=k, levels=1).batch(image, moved)) for k in (1, 2, 3)]
     assert zero > after[0] > after[1] > after[2], (zero, after)
+
+
+@pytest.mark.parametrize("size", [3, 5, 7])
+@pytest.mark.parametrize("chunk", [1 << 18, 700])  # the whole batch at once; a few rows of it at a time
+def test_median_filter_is_the_exact_window_median(size, chunk, monkeypatch):
+    monkeypatch.setattr(ops, "_CACHE_ELEMENTS", chunk)
+    x = torch.randn(3, 2, 17, 23)
+    x[0, 0, :3] = 1.0  # ties
+    r = size // 2
+    windows = F.unfold(F.pad(x, (r, r, r, r), mode="replicate"), size).view(3, 2, size * size, 17 * 23)
+    assert torch.equal(median_filter(x, size), windows.median(dim=2).values.view(x.shape))
+    with pytest.raises(ValueError, match="must be odd"):
+        median_filter(x, 4)
 
 
 @pytest.mark.parametrize("method", ["tvl1-torch", "brox"])

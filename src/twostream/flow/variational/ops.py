@@ -139,10 +139,36 @@ def divergence(px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
 
 
 def median_filter(x: torch.Tensor, size: int) -> torch.Tensor:
-    """``size`` x ``size`` median of each channel of ``Tensor[B, C, H, W]`` (replicated borders)."""
+    """``size`` x ``size`` median of each channel of ``Tensor[B, C, H, W]`` (replicated borders), exact.
+
+    A selection network of element-wise min / max over the window's ``size ** 2`` shifted views (torch's
+    ``median`` over an unfolded copy was 3x slower and most of TV-L1's time here), run on a few pairs at a
+    time so that the network's dozen live planes stay in the CPU's cache."""
     if size <= 1:
         return x
-    b, c, h, w = x.shape
-    r = size // 2
-    patches = F.unfold(F.pad(x, (r, r, r, r), mode="replicate"), size)  # [B, C*size*size, H*W]
-    return patches.view(b, c, size * size, h * w).median(dim=2).values.view(b, c, h, w)
+    if size % 2 == 0:
+        raise UserError(f"median filter size must be odd, got {size}")
+    r, (h, w) = size // 2, x.shape[-2:]
+    padded = F.pad(x, (r, r, r, r), mode="replicate")
+    out = torch.empty_like(x)
+    rows = max(1, _CACHE_ELEMENTS // x[0].numel())
+    for i in range(0, len(x), rows):
+        p = padded[i:i + rows]
+        out[i:i + rows] = _select_median([p[..., a:a + h, b:b + w] for a in range(size) for b in range(size)])
+    return out
+
+
+_CACHE_ELEMENTS = 1 << 18  # elements per plane of the median's network: a 340x256 flow field (2 channels)
+
+
+def _select_median(values: list[torch.Tensor]) -> torch.Tensor:
+    """The median of an odd number of same-shaped tensors, element-wise, by forgetful selection: of the
+    first n // 2 + 2, the least and the greatest cannot be the median; drop both, take in the next, repeat."""
+    work, rest = list(values[: len(values) // 2 + 2]), list(values[len(values) // 2 + 2:])
+    while len(work) > 1:
+        for i in range(1, len(work)):  # the least to the front
+            work[0], work[i] = torch.minimum(work[0], work[i]), torch.maximum(work[0], work[i])
+        for i in range(1, len(work) - 1):  # the greatest to the back
+            work[i], work[-1] = torch.minimum(work[i], work[-1]), torch.maximum(work[i], work[-1])
+        work, rest = work[1:-1] + rest[:1], rest[1:]
+    return work[0]

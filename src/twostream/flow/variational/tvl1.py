@@ -5,12 +5,15 @@ device.
 Energy: sum |grad u| + lambda |rho(u)|, rho the linearised brightness residual of the second frame warped
 by u. Solved as OpenCV does: coarse to fine, several warps per level, and per warp alternating steps
 (the point-wise thresholding of the data term, then Chambolle's dual projection for the TV term, coupled
-by theta) until the flow moves less than epsilon, then a median filter of the flow.
+by theta) until a step moves the flow less than epsilon, at most outer x inner steps (OpenCV tests after
+every step too; its outer loop only re-applies the median filter, which here runs once per warp), then a
+median filter of the flow.
 
 Unlike OpenCV's defaults (5 levels of 0.8: the coarsest at 41 % of the frame), the pyramid here goes
 down by halves until the short side reaches 16 px: motions of tens of pixels (Middlebury's Urban2, where
 OpenCV's TV-L1 errs by 3.6 px) shrink below a pixel at the coarsest level. Each pair of a batch stops on
-its own criterion, so a batch gives the fields its pairs give one by one.
+its own criterion and then leaves the batch, so a batch gives the fields its pairs give one by one, in
+the time of their steps together rather than of its slowest pair's times its size.
 """
 
 from __future__ import annotations
@@ -27,16 +30,18 @@ from .ops import (BatchedFlow, as_batch, centered_gradient, coarse_to_fine, dive
 
 def inner_step(u: torch.Tensor, dual: torch.Tensor, rho_c: torch.Tensor, g: torch.Tensor, g2: torch.Tensor,
                lt_g: torch.Tensor, lt_g2: torch.Tensor, theta: float, taut: float
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One inner iteration: the flow ``Tensor[B, 2, H, W]`` after the data term's point-wise minimiser
-    (the thresholding step's three cases) and the TV term's coupling, and the dual ``Tensor[B, 2, 2, H, W]``
-    after Chambolle's projection at that flow."""
+    (the thresholding step's three cases) and the TV term's coupling, the dual ``Tensor[B, 2, 2, H, W]``
+    after Chambolle's projection at that flow, and each pair's mean squared change of the flow ``Tensor[B]``
+    (the stopping criterion)."""
     rho = (rho_c + (g * u).sum(1))[:, None]
     step = torch.where(rho < -lt_g2, lt_g, torch.where(rho > lt_g2, -lt_g, rho * g / -g2))
     new = step + u + theta * divergence(dual[:, :, 0], dual[:, :, 1])
     gx, gy = forward_gradient(new)
     norm = (torch.sqrt(gx * gx + gy * gy) * taut + 1)[:, :, None]
-    return new, (torch.stack([gx, gy], dim=2) * taut + dual) / norm
+    change = (new - u).square().sum(1).flatten(1).mean(1)
+    return new, (torch.stack([gx, gy], dim=2) * taut + dual) / norm, change
 
 
 @functools.cache
@@ -61,6 +66,8 @@ class TVL1Torch(BatchedFlow):
             raise UserError("levels, warps, inner_iterations and outer_iterations must be >= 1")
         if tau <= 0 or theta <= 0 or lambda_ <= 0:
             raise UserError("tau, theta and lambda_ must be > 0")
+        if median_filtering > 1 and median_filtering % 2 == 0:
+            raise UserError(f"median_filtering must be odd (or 0 / 1: none), got {median_filtering}")
         self._params = {"tau": float(tau), "lambda_": float(lambda_), "theta": float(theta),
                         "scale_factor": float(scale_factor), "levels": int(levels), "min_side": int(min_side),
                         "warps": int(warps), "epsilon": float(epsilon), "inner_iterations": int(inner_iterations),
@@ -81,31 +88,37 @@ class TVL1Torch(BatchedFlow):
 
     def _level(self, i0: torch.Tensor, i1: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         p = self._params
-        lt, taut = p["lambda_"] * p["theta"], p["tau"] / p["theta"]
+        lt = p["lambda_"] * p["theta"]
         ix, iy = centered_gradient(i1)
         grads = torch.stack([i1, ix, iy], dim=1)  # warped together: the gradient of the warped image
         dual = torch.zeros(len(u), 2, 2, *u.shape[-2:], device=u.device)  # p for u_x and u_y: [B, 2, 2, H, W]
-        b = len(u)
         for _ in range(p["warps"]):
             w1, wx, wy = warp(grads, u).unbind(1)
             g = torch.stack([wx, wy], dim=1)  # [B, 2, H, W]
             g2 = (wx * wx + wy * wy).clamp_min(1e-9)[:, None]
             rho_c = w1 - (g * u).sum(1) - i0  # residual without the flow's part: rho = rho_c + g . u
-            lt_g, lt_g2 = lt * g, lt * g2
-            active = torch.ones(b, dtype=torch.bool, device=u.device)
-            for _ in range(p["outer_iterations"]):
-                every = bool(active.all())  # then no pair needs holding still: no masking
-                for inner in range(p["inner_iterations"]):
-                    new, moved = self._step(u, dual, rho_c, g, g2, lt_g, lt_g2, p["theta"], taut)
-                    if inner == p["inner_iterations"] - 1:  # the stopping test needs the last step's change only
-                        change = (new - u).square_().sum(1).flatten(1).mean(1)
-                    if every:
-                        u, dual = new, moved
-                    else:  # converged pairs stay
-                        u = torch.where(active.view(b, 1, 1, 1), new, u)
-                        dual = torch.where(active.view(b, 1, 1, 1, 1), moved, dual)
-                active = active & (change > p["epsilon"] ** 2)
-                if not bool(active.any()):
-                    break
+            u, dual = self._solve(u, dual, (rho_c, g, g2, lt * g, lt * g2))
             u = median_filter(u, p["median_filtering"])
         return u
+
+    def _solve(self, u: torch.Tensor, dual: torch.Tensor, data: tuple[torch.Tensor, ...]
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One warp's steps: the flow ``Tensor[B, 2, H, W]`` and dual ``Tensor[B, 2, 2, H, W]`` after each pair
+        stopped. As OpenCV, every step tests the criterion and a pair stops at its first step that moves
+        the flow less than epsilon (RMS, pixels), or after outer x inner steps; on the small motions of
+        consecutive video frames that is a few steps. A pair that stops leaves the batch, so a batch costs
+        the sum of its pairs' steps, not its size times its slowest pair's."""
+        p = self._params
+        taut, limit = p["tau"] / p["theta"], p["epsilon"] ** 2
+        pairs = torch.arange(len(u), device=u.device)  # the batch rows still stepping
+        su, sd = u, dual
+        for _ in range(p["outer_iterations"] * p["inner_iterations"]):
+            su, sd, change = self._step(su, sd, *data, p["theta"], taut)
+            going = change > limit
+            if bool(going.all()):
+                continue
+            u, dual = u.index_copy(0, pairs, su), dual.index_copy(0, pairs, sd)
+            pairs, su, sd, data = pairs[going], su[going], sd[going], tuple(t[going] for t in data)
+            if not len(pairs):
+                return u, dual
+        return u.index_copy(0, pairs, su), dual.index_copy(0, pairs, sd)
