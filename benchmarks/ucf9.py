@@ -7,6 +7,7 @@ layout (top-1 and mean class accuracy) with the time of every stage.
     python benchmarks/ucf9.py --root DIR [--out ucf9-run] [--splits 1,2,3] [--json FILE]
         [--flows dis-ultrafast,dis-fast,farneback]   # + the flow table: temporal top-1 per flow method
         [--options]                                  # + the paper's Table 2 variants on split 1
+        [--rgb-qualities 75,85,95 --seeds 2]         # + spatial top-1 against the RGB JPEG quality
 
 DIR is what ../shared/data/ucf9/build.sh wrote (DIR/UCF-101/<Class>/*.avi). Every stage resumes: a
 complete cache unit is not extracted again, a finished run is not trained again, score files are reused,
@@ -37,6 +38,7 @@ from twostream.train import train
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SPLITS = DATA / "splits" / "ucfTrainTestlist"
 SHORT_SIDE = 128  # the recipe's (configs/ucf9_*.yaml): 112 crops from frames of short side 128
+RGB_QUALITY = ExtractOptions.rgb_quality  # extract's default (asked of its owner): the main table's RGB
 BASE_FLOW = f"{DEFAULT_METHOD}-{DEFAULT_PRESET}"  # extract's default (asked of its owners): the main table's flow
 # the paper's Table 2 variants of the temporal stream, as config overrides (the L = 10 flow-stacking run is
 # the main table's); bi-directional flow needs a cache with backward flow
@@ -65,11 +67,13 @@ class Stages:
         return self.done[name]
 
 
-def extract(stages: Stages, root: Path, out: Path, flow: str, bidirectional: bool = False) -> Path:
-    cache = out / "cache" / (flow + ("-bidirectional" if bidirectional else ""))
+def extract(stages: Stages, root: Path, out: Path, flow: str, bidirectional: bool = False,
+            rgb_quality: int = RGB_QUALITY) -> Path:
+    cache = out / "cache" / (flow + ("-bidirectional" if bidirectional else "")
+                             + (f"-rgb{rgb_quality}" if rgb_quality != RGB_QUALITY else ""))
     method, params = FLOWS[flow]
     options = ExtractOptions(flow_method=method, flow_params=params, short_side=SHORT_SIDE,
-                             bidirectional=bidirectional, verify=False)
+                             bidirectional=bidirectional, rgb_quality=rgb_quality, verify=False)
 
     def go() -> dict:
         results = extract_all(find_videos(root / "UCF-101"), cache, options, workers=2, progress=False)
@@ -128,27 +132,52 @@ def main() -> None:
     p.add_argument("--train-positions", type=int, default=5, help="positions per training video for the SVM")
     p.add_argument("--flows", default="", help="comma-separated flow methods for the flow table (split 1)")
     p.add_argument("--options", action="store_true", help="the paper's Table 2 variants on split 1")
+    p.add_argument("--rgb-qualities", default="", help="e.g. 75,85,95: spatial top-1 (split 1) per RGB quality")
+    p.add_argument("--seeds", type=int, default=2, help="training seeds per RGB quality (their spread)")
+    p.add_argument("--quality-positions", type=int, default=5, help="test positions of the quality runs")
+    p.add_argument("--skip-main", action="store_true", help="only the tables asked for by the other options")
     args = p.parse_args()
     root, out = Path(args.root), Path(args.out)
     if not (root / "UCF-101").is_dir():
         raise SystemExit(f"{root}: no UCF-101/ folder (make it with ../shared/data/ucf9/build.sh GITDIR {root})")
     out.mkdir(parents=True, exist_ok=True)
     stages = Stages(out / "times.json")
-    cache = extract(stages, root, out, BASE_FLOW)
+    if args.skip_main and (args.flows or args.options):
+        raise SystemExit("--flows and --options compare with the main table's temporal run: drop --skip-main")
     figures, text = {"stages": stages.done}, []
-
     spatial, temporal = [], []
-    for split in (int(s) for s in args.splits.split(",")):
+    for split in [] if args.skip_main else (int(s) for s in args.splits.split(",")):
+        cache = extract(stages, root, out, BASE_FLOW)
         for stream, runs in (("spatial", spatial), ("temporal", temporal)):
             run = trained(stages, out, f"{stream}-split{split}", stream, split, cache)
             scored(stages, run, "test", None)
             scored(stages, run, "train", args.train_positions)
             runs.append(run)
     for metric, name in ((top_k_accuracy, "top-1"), (mean_class_accuracy, "mean class accuracy")):
+        if not spatial:
+            break
         headers, rows, acc = splits_table(spatial, temporal, evaluate_missing=False, metric=metric)
         figures[name] = acc
         text.append(f"UCF-9, {name} (SVM fitted on the training videos' scores, {args.train_positions} x 10 "
                     f"crops each; test: 25 x 10)\n\n" + markdown(headers, rows))
+
+    if args.rgb_qualities:
+        qualities = sorted({int(q) for q in args.rgb_qualities.split(",")}, reverse=True)
+        caches = {q: extract(stages, root, out, BASE_FLOW, rgb_quality=q) for q in qualities}
+        top1 = {q: [] for q in qualities}
+        for seed in range(args.seeds):  # seed by seed: a shortened session still compares every quality
+            for quality, c in caches.items():
+                run = trained(stages, out, f"spatial-split1-rgb{quality}-seed{seed}", "spatial", 1, c,
+                              [f"run.seed={seed}", f"input.test_positions={args.quality_positions}"])
+                scored(stages, run, "test", None)
+                top1[quality].append(test_accuracy(run)[0])
+        rows = [[str(q), f"{stages.done[f'extract {caches[q].name}']['rgb_kb_per_frame']:.1f}",
+                 ", ".join(f"{a:.1%}" for a in accs), f"{sum(accs) / len(accs):.1%}", f"{max(accs) - min(accs):.1%}"]
+                for q, accs in top1.items()]
+        figures["rgb_quality"] = rows
+        text.append(f"Spatial stream against the RGB JPEG quality (split 1, {args.seeds} seeds, test: "
+                    f"{args.quality_positions} x 10)\n\n" + markdown(
+                        ["RGB quality", "KB per RGB frame", "top-1 per seed", "mean", "spread"], rows))
 
     if args.flows:
         rows = []
