@@ -335,6 +335,11 @@ class CachedVideo(FlowPixels):
         return self.num_frames - 1
 
     @property
+    def frame_size(self) -> tuple[int, int]:
+        """(height, width) of the stored frames and flow fields."""
+        return int(self.manifest["height"]), int(self.manifest["width"])
+
+    @property
     def bidirectional(self) -> bool:
         return "flow_back" in self._offsets
 
@@ -369,23 +374,30 @@ class CachedVideo(FlowPixels):
         if not 0 <= t < n:
             raise IndexError(f"{self.video_id}: {what} index {t} out of range 0..{n - 1}")
 
+    def frame_jpeg(self, t: int) -> bytes:
+        """Frame t as stored: its JPEG bytes (checked against their checksum)."""
+        self._check(t, self.num_frames, "frame")
+        return self._blob("rgb", t)
+
     def frame(self, t: int) -> np.ndarray:
         """Frame t: ``uint8[H, W, 3]`` RGB."""
-        self._check(t, self.num_frames, "frame")
-        blob = self._blob("rgb", t)
+        blob = self.frame_jpeg(t)
         try:
             return decode_jpeg(blob, color=True)
         except ValueError as exc:
             raise UserError(f"{self.video_id}: frame {t}: {exc}") from None
 
-    def field_codes(self, t: int, backward: bool = False) -> np.ndarray:
-        """Flow t (forward: frame t -> t+1; ``backward``: t+1 -> t) as stored: codes ``uint8[2, H, W]``
-        (x, y), ``self.codec.pixels`` turning them into pixels."""
+    def field_jpegs(self, t: int, backward: bool = False) -> tuple[bytes, bytes]:
+        """Flow t (forward: frame t -> t+1; ``backward``: t+1 -> t) as stored: the JPEG bytes of x and y."""
         if backward and not self.bidirectional:
             raise UserError(f"{self.video_id}: extracted without --bidirectional, no backward flow")
         self._check(t, self.num_flows, "flow")
         pack = "flow_back" if backward else "flow"
-        x, y = self._blob(pack, 2 * t), self._blob(pack, 2 * t + 1)
+        return self._blob(pack, 2 * t), self._blob(pack, 2 * t + 1)
+
+    def field_codes(self, t: int, backward: bool = False) -> np.ndarray:
+        """Flow t as stored: codes ``uint8[2, H, W]`` (x, y), ``self.codec.pixels`` turning them into pixels."""
+        x, y = self.field_jpegs(t, backward)
         try:
             return self.codec.decode_codes(x, y)
         except ValueError as exc:

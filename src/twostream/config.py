@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from .conventions import CONVENTIONS
+from .data.device_input import DECODE
 from .data.inputs import InputOptions
 from .data.splits import FOLDED_KINDS, KINDS, check_fold
 from .devices import DEVICES
@@ -110,6 +111,9 @@ class RunConfig:
     amp: bool = True  # float16 autocast on CUDA (ignored on CPU)
     bf16_cpu: bool = False  # bfloat16 autocast on a CPU with native bf16 (AVX512_BF16, AMX; ignored elsewhere)
     device: str = field(default="auto", metadata={"choices": DEVICES})
+    # where training JPEGs are decoded: in the loader's workers, or on the device (``data.device_input``;
+    # auto: on CUDA when torchvision is installed)
+    decode: str = field(default="auto", metadata={"choices": DECODE})
 
     def __post_init__(self) -> None:
         for name in ("log_every", "checkpoint_every"):

@@ -12,7 +12,7 @@ from .errors import UserError
 
 # dotted keys that may change on resume; N stands for any task's index
 SAFE = ("optim.iterations", "run.workers", "run.log_every", "run.val_every", "run.val_videos",
-        "run.checkpoint_every", "run.device", "tasks.N.cache", "tasks.N.splits")
+        "run.checkpoint_every", "run.device", "run.decode", "tasks.N.cache", "tasks.N.splits")
 _SAFE = [re.compile(re.escape(k).replace("N", r"\d+")) for k in SAFE]
 
 

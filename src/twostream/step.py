@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -61,14 +61,17 @@ class StepStats:
 
 def train_step(net: nn.Module, batches: Iterator[dict], accumulate: int, task_counts: torch.Tensor,
                optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, device: torch.device,
-               dtype: torch.dtype | None = None, world_size: int = 1) -> StepStats:
+               dtype: torch.dtype | None = None, world_size: int = 1,
+               to_input: Callable[[dict, torch.device], torch.Tensor] = batch_input) -> StepStats:
     """One optimizer step over the next ``accumulate`` micro-batches of ``batches`` (dicts with the input's
     planes ``input``, ``scale``, ``offset`` (``transforms.batch_input``), ``label`` and ``task``), drawn one
     at a time so only one is in memory. ``task_counts`` ``Tensor[T]``: the rows of each task in the whole batch, over all ``world_size``
     processes. The gradient is that of the paper's multi-task loss of the whole batch, whatever the
     micro-batch size and the number of processes: each micro-batch adds its share of the loss, and under
     DDP (``net`` has ``no_sync``; it averages gradients over processes, all-reduced once, after the last
-    micro-batch) the shares are scaled by ``world_size``. ``dtype``: the autocast (``precision``), if any."""
+    micro-batch) the shares are scaled by ``world_size``. ``dtype``: the autocast (``precision``), if any.
+    ``to_input``: a micro-batch -> the model's input on ``device`` (``device_input.decode_batch`` when the
+    device decodes the JPEGs)."""
     ddp = hasattr(net, "no_sync")
     counts = task_counts.to(device)
     loss_sum = torch.zeros((), device=device)
@@ -76,7 +79,7 @@ def train_step(net: nn.Module, batches: Iterator[dict], accumulate: int, task_co
     seen = 0
     for i in range(accumulate):
         b = next(batches)
-        x = batch_input(b, device)
+        x = to_input(b, device)
         y, task = b["label"].to(device), b["task"].to(device)
         sync = not ddp or i == accumulate - 1
         with (nullcontext() if sync else net.no_sync()), \

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -24,7 +25,9 @@ from .cache import extraction_record
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, config_from_dict, save_config, to_dict
 from .data.datasets import TaskConcat, TrainClips, ValClips
+from .data.device_input import EncodedTrainClips, collate_encoded, decode_batch, where_to_decode
 from .data.sampling import MultiTaskSampler
+from .data.transforms import batch_input
 from .devices import pick_device
 from .errors import UserError
 from .io import atomic_write_text, remove_leftovers
@@ -151,7 +154,10 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     # how each task's cache was made (flow method and parameters, codec, short side): prediction extracts a
     # new clip the same way, and refuses another flow or codec unless forced
     extraction = {t.name: r.to_manifest() for t in cfg.tasks if (r := extraction_record(t.cache)) is not None}
-    train_sets = [make_clips(TrainClips, t, cfg.input, s.train, convention) for t, s in zip(cfg.tasks, splits)]
+    # the workers decode the JPEGs, or (run.decode) only read them for the device to decode a batch at once
+    decode = where_to_decode(cfg.run.decode, device, cfg.input)
+    clips = TrainClips if decode is None else EncodedTrainClips
+    train_sets = [make_clips(clips, t, cfg.input, s.train, convention) for t, s in zip(cfg.tasks, splits)]
     val_sets = []
     if cfg.run.val_every and main_process:
         limit = cfg.run.val_videos or None
@@ -201,7 +207,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                                seed=cfg.run.seed, start=iteration * per_step, rank=rank, world_size=world)
     loader = DataLoader(TaskConcat(train_sets), batch_size=micro, sampler=sampler, num_workers=cfg.run.workers,
                         pin_memory=device.type == "cuda", drop_last=True,
-                        generator=torch.Generator().manual_seed(cfg.run.seed))
+                        generator=torch.Generator().manual_seed(cfg.run.seed),
+                        collate_fn=None if decode is None else collate_encoded)
+    to_input = batch_input if decode is None else partial(decode_batch, decode=decode)
     batches = iter(loader)
     if rng_state is not None:  # after the loader has drawn its seeds, so dropout continues as before
         _set_rng_state(rng_state)
@@ -217,7 +225,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         while iteration < o.iterations:
             # the rows of each task in this batch, over all processes: the loss is each task's mean over it
             counts = torch.from_numpy(sampler.task_counts(iteration * o.batch_size, o.batch_size))
-            stats = train_step(net, batches, accumulate, counts, optimizer, scaler, device, dtype, world)
+            stats = train_step(net, batches, accumulate, counts, optimizer, scaler, device, dtype, world, to_input)
             window["loss"] = window["loss"] + stats.loss
             window["correct"] = window["correct"] + stats.correct
             window["seen"] += stats.seen

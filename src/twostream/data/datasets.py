@@ -14,8 +14,9 @@ C is 3 for the spatial stream and 2L for the temporal one (``InputOptions.channe
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,9 +77,11 @@ class Clips(Dataset):
         return self._videos[index]
 
     def _item(self, index: int, x: np.ndarray, positions: np.ndarray) -> dict:
+        return {"input": torch.from_numpy(x)} | self._about(index, positions)
+
+    def _about(self, index: int, positions: np.ndarray) -> dict:
         s = self.samples[index]
-        return {"input": torch.from_numpy(x), "label": s.label, "video_id": s.video_id, "index": index,
-                "positions": torch.from_numpy(positions)}
+        return {"label": s.label, "video_id": s.video_id, "index": index, "positions": torch.from_numpy(positions)}
 
 
 class TrainClips(Clips):
@@ -87,18 +90,24 @@ class TrainClips(Clips):
     ``offset`` ``[C]``; ``transforms.batch_input`` makes the float input of a batch."""
 
     def __getitem__(self, key: tuple[int, int]) -> dict:
+        index, p, planes, (y0, x0, flip) = self._draw(key, self.reader.load)
+        crop = planes.crop(y0, x0, self.options.crop, flip, self.reader.sign)
+        # the crop's codes, not floats: ``transforms.batch_input`` converts a batch where it is used
+        return self._item(index, crop.codes, np.int64([p])) | {"scale": torch.from_numpy(crop.scale),
+                                                               "offset": torch.from_numpy(crop.offset)}
+
+    def _draw(self, key: tuple[int, int], read: Callable) -> tuple[int, int, Any, tuple[int, int, bool]]:
+        """Sample ``key`` (video index, seed): (index, position, ``read(video, position, rng)``, crop
+        (y0, x0, flip)), drawn in this order from the seed's generator, whatever ``read`` makes."""
         if not isinstance(key, tuple):
             raise TypeError("training items are keyed (video index, seed): use ClassBalancedSampler")
         index, seed = key
         rng = np.random.default_rng(seed)
         video = self.video(index)
         p = int(rng.integers(self.reader.num_positions(video)))
-        planes = self.reader.load(video, p, rng)
-        y0, x0 = sampling.random_crop(*planes.shape[1:], self.options.crop, rng)
-        crop = planes.crop(y0, x0, self.options.crop, bool(rng.integers(2)), self.reader.sign)
-        # the crop's codes, not floats: ``transforms.batch_input`` converts a batch where it is used
-        return self._item(index, crop.codes, np.int64([p])) | {"scale": torch.from_numpy(crop.scale),
-                                                               "offset": torch.from_numpy(crop.offset)}
+        got = read(video, p, rng)
+        y0, x0 = sampling.random_crop(*video.frame_size, self.options.crop, rng)
+        return index, p, got, (y0, x0, bool(rng.integers(2)))
 
 
 class ValClips(Clips):

@@ -15,8 +15,8 @@ from ..cache import CachedVideo
 from ..conventions import convention as get_convention
 from ..errors import UserError
 from . import sampling
-from .transforms import (Planes, as_planes, field_means, flow_planes, flow_sign, flow_to_input, rgb_planes,
-                         trajectory_resample)
+from .transforms import (Planes, as_planes, field_means, flow_planes, flow_sign, flow_to_input, rgb_affine,
+                         rgb_planes, trajectory_resample)
 
 STREAMS = ("spatial", "temporal")
 STACKINGS = ("flow", "trajectory")  # same pixel in every field, or follow the motion (the paper's two)
@@ -64,6 +64,20 @@ class InputOptions:
         return input_channels(self.stream, self.length)
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """A position's input as stored, for decoding elsewhere (``device_input``): ``jpegs`` (one RGB JPEG,
+    or the x and y JPEGs of each field in channel order), the channel ``order`` of the decoded planes, the
+    per-channel ``scale`` and ``offset`` ``float32[C]`` of ``Planes``, and ``subtract_mean``: once decoded,
+    each channel's mean code over the frame is subtracted (the offset becomes -mean * scale)."""
+
+    jpegs: list[bytes]
+    order: np.ndarray
+    scale: np.ndarray
+    offset: np.ndarray
+    subtract_mean: bool = False
+
+
 class RGBFrames:
     """Spatial stream: one RGB frame per position in the model's input convention (``conventions``); PCA
     lighting noise in training."""
@@ -84,6 +98,11 @@ class RGBFrames:
     def load(self, video: CachedVideo, position: int, rng: np.random.Generator | None) -> Planes:
         """Frame ``position`` as planes ``[3, H, W]``; ``rng`` is given in training only (jitter)."""
         return rgb_planes(video.frame(position), self.convention, self.jitter if rng is not None else 0.0, rng)
+
+    def encoded(self, video: CachedVideo, position: int, rng: np.random.Generator | None) -> Encoded:
+        """What ``load`` gives, not decoded (the same draws from ``rng``)."""
+        order, scale, offset = rgb_affine(self.convention, self.jitter if rng is not None else 0.0, rng)
+        return Encoded([video.frame_jpeg(position)], order, scale, offset)
 
 
 class FlowStacks:
@@ -115,6 +134,17 @@ class FlowStacks:
         """The stack's fields as stored, ``uint8[2L, H, W]`` in channel order (x_0, y_0, x_1, ...)."""
         codes = np.stack([video.field_codes(t, back) for t, back in self._fields(video, position)])
         return codes.reshape(-1, *codes.shape[2:])
+
+    def encoded(self, video: CachedVideo, position: int, rng: np.random.Generator | None) -> Encoded:
+        """What ``load`` gives for flow stacking, not decoded (trajectory stacks are resampled on the CPU)."""
+        o = self.options
+        if o.stacking != "flow":
+            raise UserError(f"{o.stacking} stacking resamples the flow on the CPU: decoding on the device "
+                            "takes flow stacking only")
+        jpegs = [jpeg for t, back in self._fields(video, position) for jpeg in video.field_jpegs(t, back)]
+        scale = np.full(self.channels, video.codec.step, np.float32)
+        offset = np.full(self.channels, 0.0 if o.mean_subtraction else -video.codec.bound, np.float32)
+        return Encoded(jpegs, np.arange(self.channels), scale, offset, o.mean_subtraction)
 
     def load(self, video: CachedVideo, position: int, rng: np.random.Generator | None) -> Planes:
         """The stack at ``position`` as planes ``[2L, H, W]`` in pixels."""

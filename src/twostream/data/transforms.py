@@ -40,8 +40,7 @@ class Planes:
         codes, scale, offset = self.codes[:, y0:y0 + size, x0:x0 + size], self.scale, self.offset
         if flip:
             codes = codes[:, :, ::-1]
-            if sign is not None:  # sign * (a * code + b) = (sign * a) * code + sign * b
-                scale, offset = scale * sign, offset * sign
+            scale, offset = signed(scale, offset, sign)
         return Planes(np.ascontiguousarray(codes), scale, offset)
 
     def full(self) -> np.ndarray:
@@ -50,6 +49,13 @@ class Planes:
         np.multiply(self.codes, self.scale[:, None, None], out=out)
         out += self.offset[:, None, None]
         return out
+
+
+def signed(scale, offset, sign):
+    """A mirrored crop's per-channel scale and offset: channel c times ``sign[c]`` (flow: the x channels
+    change sign; ``None``: a plain mirror), as sign * (a * code + b) = (sign * a) * code + sign * b. numpy
+    arrays or tensors."""
+    return (scale, offset) if sign is None else (scale * sign, offset * sign)
 
 
 def batch_input(batch: dict, device: torch.device | str) -> torch.Tensor:
@@ -77,12 +83,21 @@ def rgb_planes(frame: np.ndarray, convention: InputConvention, jitter: float = 0
     """``uint8[H, W, 3]`` -> planes of the input ``[3, H, W]`` in the model's input ``convention``; with
     ``jitter`` > 0, PCA lighting noise of that standard deviation is added first (one colour shift for
     the frame, in pixels: an offset of each channel)."""
+    order, scale, offset = rgb_affine(convention, jitter, rng)
+    return Planes(frame.transpose(2, 0, 1)[order], scale, offset)
+
+
+def rgb_affine(convention: InputConvention, jitter: float = 0.0, rng: np.random.Generator | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What ``rgb_planes`` applies to a frame's R, G, B planes: the channel ``order`` and per-channel
+    ``scale`` and ``offset`` ``float32[3]``, with the PCA lighting noise drawn from ``rng`` when ``jitter``
+    > 0 (one draw per frame, taken from ``rng`` here whether the frame is decoded now or later)."""
     shift = np.zeros(3, np.float32)
     if jitter > 0:
         alpha = rng.normal(0, jitter, 3).astype(np.float32)
         shift = np.float32(255) * (_EIGVEC @ (alpha * _EIGVAL))
     order, scale, offset = convention.affine()
-    return Planes(frame.transpose(2, 0, 1)[order], scale, offset + scale * shift[order])
+    return order, scale, offset + scale * shift[order]
 
 
 def flow_planes(codes: np.ndarray, codec: FlowCodec, mean_subtraction: bool = True) -> Planes:
