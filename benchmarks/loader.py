@@ -1,7 +1,9 @@
 """Training-loader throughput: samples/s of both streams (224 crops, L = 10) with 0, 1 and 2 DataLoader
 workers, on the real UCF-101 clips (extracted first with DIS fast), and its ratio to the stream's training
 rate (CNN-M-2048, float32, a step of --batch-size on this machine's threads: how many loader processes a
-training run needs). Needs ../shared/data/clips/ucf101.
+training run needs). Then the GPU input path (``run.decode=device``): what its workers make (samples of
+JPEG bytes per second) and, where CUDA and torchvision are, the device's decoding and cropping rate
+(``decode_batch``) beside the temporal net's training rate there. Needs ../shared/data/clips/ucf101.
 
     python benchmarks/loader.py [--json FILE] [--batches 10] [--batch-size 32]
 
@@ -21,6 +23,7 @@ from model import measure
 from twostream.config import ModelConfig
 from twostream.models import build_model
 from twostream.data.datasets import TrainClips
+from twostream.data.device_input import EncodedTrainClips, collate_encoded, decode_batch, torchvision_decoder
 from twostream.data.inputs import InputOptions
 from twostream.models import input_convention
 from twostream.data.sampling import ClassBalancedSampler
@@ -29,14 +32,15 @@ from twostream.extract import ExtractOptions, extract_all
 from twostream.sources import find_videos
 
 
-def throughput(dataset, workers: int, batches: int, batch_size: int) -> float:
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers,
+def throughput(dataset, workers: int, batches: int, batch_size: int, collate=None, use=lambda b: b) -> float:
+    """Samples/s of ``dataset`` through a DataLoader (after its first batch), each batch given to ``use``."""
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate,
                         sampler=ClassBalancedSampler(labels=dataset.labels, seed=0), persistent_workers=False)
     it = iter(loader)
-    next(it)  # worker start-up is not throughput
+    use(next(it))  # worker start-up (and the device's first call) is not throughput
     start = time.perf_counter()
     for _ in range(batches):
-        next(it)
+        use(next(it))
     return batches * batch_size / (time.perf_counter() - start)
 
 
@@ -74,8 +78,31 @@ def main() -> None:
                 sps = throughput(ds, workers, args.batches, args.batch_size)
                 figures[f"{name}/{workers}"] = {"samples_per_s": sps, "training_per_s": rate}
                 rows.append([name, workers, sps, rate, sps / rate])
+        device_rows = device_path(samples, cache, args, figures)
     finish(args, figures, table(["stream", "workers", "samples/s", "training img/s (float32)",
-                                 "loader / training"], rows))
+                                 "loader / training"], rows) + "\n\n" + table(
+        ["GPU input path (run.decode=device)", "device", "workers", "samples/s"], device_rows))
+
+
+def device_path(samples: list, cache: str, args, figures: dict) -> list[list]:
+    """The workers' side of the device path on this CPU (bytes only), and the decoding on CUDA if present."""
+    rows = []
+    decode = torchvision_decoder()
+    streams = (("spatial", InputOptions("spatial")), ("temporal (L=10)", InputOptions("temporal", length=10)))
+    for name, options in streams:
+        ds = EncodedTrainClips(samples, cache, options, input_convention("cnn_m_2048"))
+        for workers in (0, 1, 2):
+            sps = throughput(ds, workers, args.batches, args.batch_size, collate_encoded)
+            figures[f"encoded {name}/{workers}"] = {"samples_per_s": sps}
+            rows.append([f"{name}: JPEG bytes read by the workers", "cpu", workers, sps])
+        if torch.cuda.is_available() and decode is not None:
+            cuda = torch.device("cuda")
+            sps = throughput(ds, 2, args.batches, args.batch_size, collate_encoded,
+                             lambda b: decode_batch(b, cuda, decode).sum().item())
+            figures[f"decoded on cuda {name}"] = {"samples_per_s": sps, "gpu": torch.cuda.get_device_name()}
+            rows.append([f"{name}: decoded, cropped, scaled on the GPU ({torch.cuda.get_device_name()})", "cuda", 2,
+                         sps])
+    return rows
 
 
 if __name__ == "__main__":
