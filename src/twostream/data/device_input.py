@@ -99,7 +99,7 @@ def decode_batch(batch: dict, device: torch.device, decode: Decoder) -> torch.Te
     over the whole frame, the crop cut and mirrored (flow x negated), and ``transforms.batch_input``'s
     conversion, all on the device."""
     jpegs = batch["jpegs"]
-    color = len(jpegs[0]) * 3 == batch["order"].shape[1]  # one RGB JPEG per item, or one grey JPEG per channel
+    color = len(jpegs[0]) * 3 == batch["order"].shape[1]  # one RGB JPEG per item, or a grey one per channel
     planes = iter(decode([j for item in jpegs for j in item], color, device))
     scale, offset = batch["scale"].to(device), batch["offset"].to(device)
     sign, order = batch["sign"].to(device), batch["order"].to(device)
@@ -117,5 +117,5 @@ def decode_batch(batch: dict, device: torch.device, decode: Decoder) -> torch.Te
         crops.append(crop)
         scales.append(a)
         offsets.append(b)
-    return batch_input({"input": torch.stack(crops), "scale": torch.stack(scales), "offset": torch.stack(offsets)},
-                       device)
+    planes_of_batch = {"input": torch.stack(crops), "scale": torch.stack(scales), "offset": torch.stack(offsets)}
+    return batch_input(planes_of_batch, device)
