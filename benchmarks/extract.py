@@ -5,9 +5,11 @@ time beside it. Needs ../shared/data/clips/ucf101.
 
     python benchmarks/extract.py [--json FILE] [--methods dis-medium,farneback] [--device-methods brox]
                                  [--device auto] [--batch-pairs 32] [--rgb-qualities 75,85,95]
+                                 [--videos DIR --every N]
 
 ``--rgb-qualities``: the cache's bytes per frame (RGB, and RGB + a DIS medium flow field) at each RGB JPEG
 quality, on all clips at 340x256 (what the cache costs; the accuracy side is the UCF-9 benchmark's).
+``--videos DIR --every N``: another folder of videos (e.g. UCF-9), every Nth of them in id order.
 
 The slow flows (TV-L1 ~0.25 s a pair here, the PyTorch ones ~0.4) run on two clips only (frames/s is per
 frame either way).
@@ -49,8 +51,14 @@ def main() -> None:
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--batch-pairs", type=int, default=BATCH_PAIRS)
     p.add_argument("--rgb-qualities", default="", help="e.g. 75,85,95: cache bytes per frame at each")
+    p.add_argument("--videos", help="a folder of videos instead of ../shared/data/clips/ucf101")
+    p.add_argument("--every", type=int, default=1, help="every Nth video (id order) of --videos")
     args = p.parse_args()
-    videos = find_videos(data_dir("clips/ucf101"))
+    if args.every < 1:
+        raise SystemExit(f"--every must be >= 1, got {args.every}")
+    videos = find_videos(args.videos or data_dir("clips/ucf101"))[::args.every]
+    if not videos:
+        raise SystemExit(f"no videos in {args.videos}")
     device = str(pick_device(args.device))
     runs = [(name, workers, None) for name in args.methods.split(",") if name for workers in (1, 2)]
     runs += [(name, 1, where) for name in args.device_methods.split(",") if name
@@ -72,8 +80,9 @@ def main() -> None:
         sizes = []
         for quality in map(int, args.rgb_qualities.split(",")):
             method, params = FLOWS["dis-medium"]
-            _, _, size = run(videos, ExtractOptions(flow_method=method, flow_params=params, rgb_quality=quality), 2)
-            figures[f"rgb_quality/{quality}"] = {"rgb_bytes_per_frame": size.rgb_per_frame,
+            frames, _, size = run(videos, ExtractOptions(flow_method=method, flow_params=params, rgb_quality=quality), 2)
+            figures[f"rgb_quality/{quality}"] = {"videos": len(videos), "frames": frames,
+                                                 "rgb_bytes_per_frame": size.rgb_per_frame,
                                                  "flow_bytes_per_field": size.flow_per_field}
             sizes.append([quality, f"{size.rgb_per_frame / 1000:.1f}",
                           f"{(size.rgb_per_frame + size.flow_per_field) / 1000:.1f}"])
