@@ -69,8 +69,8 @@ class Stages:
 
 def extract(stages: Stages, root: Path, out: Path, flow: str, bidirectional: bool = False,
             rgb_quality: int = RGB_QUALITY) -> Path:
-    cache = out / "cache" / (flow + ("-bidirectional" if bidirectional else "")
-                             + (f"-rgb{rgb_quality}" if rgb_quality != RGB_QUALITY else ""))
+    # the RGB quality is always in the name: a cache made under another default is never taken for this one's
+    cache = out / "cache" / f"{flow}{'-bidirectional' if bidirectional else ''}-rgb{rgb_quality}"
     method, params = FLOWS[flow]
     options = ExtractOptions(flow_method=method, flow_params=params, short_side=SHORT_SIDE,
                              bidirectional=bidirectional, rgb_quality=rgb_quality, verify=False)
