@@ -29,6 +29,11 @@ from .io import atomic_write_text
 from .record import ExtractionRecord
 from .video import SHORT_SIDE, DecodedFrames, VideoError, check_file, check_geometry, iter_frames, output_size
 
+# RGB frames' JPEG quality. 60, not 95: on UCF-9 the spatial stream scored no lower at 60 than at 95 (within
+# the run-to-run spread of repeated trainings; README, "RGB JPEG quality") while an RGB frame takes 2.8x
+# fewer bytes at 340x256 (9.9 against 27.6 KB), which brings RGB + flow under 20 KB per frame.
+RGB_QUALITY = 60
+
 
 @dataclass(frozen=True)
 class ExtractOptions:
@@ -40,7 +45,7 @@ class ExtractOptions:
     bidirectional: bool = False
     bound: float = BOUND
     flow_quality: int = QUALITY
-    rgb_quality: int = 95
+    rgb_quality: int = RGB_QUALITY
     accept_truncated: bool = False  # keep the frames of a file shorter than its container says (recorded)
     verify: bool = True  # a re-run checks every JPEG of a complete unit against its checksum
 

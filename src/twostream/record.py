@@ -4,7 +4,7 @@ One object owns these manifest entries (format 1)::
 
     "flow": {"method": ..., "params": {... every estimator parameter, and the library's version}},
     "short_side": 256, "bidirectional": false,
-    "codec": {"bound": 20.0, "quality": 95}, "rgb_quality": 95
+    "codec": {"bound": 20.0, "quality": 95}, "rgb_quality": 60
 
 ``extract`` builds it from its options and compares it with a unit's to decide whether the unit can be
 reused; ``UnitWriter`` writes it; ``CachedVideo`` reads the codec from it; ``predict`` rebuilds the
