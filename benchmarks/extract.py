@@ -21,7 +21,7 @@ import tempfile
 import time
 
 from _common import FLOWS, SLOW, data_dir, finish, parser, table
-from twostream.cache import CacheSize, cache_size
+from twostream.cache_size import CacheSize, cache_size
 from twostream.devices import DEVICES, pick_device
 from twostream.extract import ExtractOptions, extract_all
 from twostream.extract_device import BATCH_PAIRS, extract_on_device

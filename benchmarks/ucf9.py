@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from _common import DATA, FLOWS, finish, middlebury_pairs, parser
-from twostream.cache import cache_size
+from twostream.cache_size import cache_size
 from twostream.config import load_config
 from twostream.evaluate import evaluate
 from twostream.extract import ExtractOptions, extract_all

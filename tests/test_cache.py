@@ -3,7 +3,8 @@ import os
 import numpy as np
 import pytest
 
-from twostream.cache import MANIFEST, CachedVideo, UnitWriter, cache_size, is_complete, list_cached, read_manifest, unit_dir
+from twostream.cache import MANIFEST, CachedVideo, UnitWriter, is_complete, list_cached, read_manifest, unit_dir
+from twostream.cache_size import cache_size
 from twostream.record import ExtractionRecord
 
 

@@ -19,7 +19,6 @@ import os
 import shutil
 import uuid
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -253,45 +252,6 @@ def list_cached(root: str | Path) -> list[str]:
     root = Path(root)
     folders, _ = _walk(root)
     return sorted(f.relative_to(root).as_posix() for f, files in folders if MANIFEST in files)
-
-
-@dataclass(frozen=True)
-class CacheSize:
-    """Bytes of a cache's packs: ``rgb_per_frame`` and ``flow_per_field`` (x and y JPEGs of one field,
-    forward and backward fields alike) are the figures to hold against the paper's ~11 KB per flow pair."""
-
-    videos: int
-    frames: int
-    fields: int
-    rgb_bytes: int
-    flow_bytes: int
-
-    @property
-    def rgb_per_frame(self) -> float:
-        return self.rgb_bytes / max(self.frames, 1)
-
-    @property
-    def flow_per_field(self) -> float:
-        return self.flow_bytes / max(self.fields, 1)
-
-    @property
-    def per_frame(self) -> float:
-        """RGB plus flow bytes per frame of video (what a cache costs per frame)."""
-        return (self.rgb_bytes + self.flow_bytes) / max(self.frames, 1)
-
-
-def cache_size(root: str | Path, ids: list[str] | None = None) -> CacheSize:
-    """Sizes of the complete units ``ids`` (default: all) under ``root``, from their manifests' offsets."""
-    videos = frames = fields = rgb = flow = 0
-    for vid in list_cached(root) if ids is None else ids:
-        m = read_manifest(root, vid)
-        videos, frames = videos + 1, frames + int(m["num_frames"])
-        for pack, offsets in m["offsets"].items():
-            if pack == "rgb":
-                rgb += offsets[-1]
-            else:  # offsets run x, y, x, y, ... with the pack's length last
-                flow, fields = flow + offsets[-1], fields + (len(offsets) - 1) // 2
-    return CacheSize(videos, frames, fields, rgb, flow)
 
 
 class FlowPixels:

@@ -88,7 +88,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .cache import cache_size, leftovers, list_cached, read_manifest, verify_unit, without_manifest
+    from .cache import leftovers, list_cached, read_manifest, verify_unit, without_manifest
+    from .cache_size import cache_size
 
     if not Path(args.cache).is_dir():
         raise UserError(f"{args.cache}: no such cache folder")
