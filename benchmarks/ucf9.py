@@ -5,6 +5,7 @@ training videos with --train-positions x 10 crops (for the SVM), fuses, and prin
 layout (top-1 and mean class accuracy) with the time of every stage.
 
     python benchmarks/ucf9.py --root DIR [--out ucf9-run] [--splits 1,2,3] [--json FILE]
+        [--splits-dir DIR] [--set KEY=VALUE ...]     # other split lists; overrides for every training
         [--flows dis-ultrafast,dis-fast,farneback]   # + the flow table: temporal top-1 per flow method
         [--options]                                  # + the paper's Table 2 variants on split 1
         [--rgb-qualities 75,85,95 --seeds 2]         # + spatial top-1 against the RGB JPEG quality
@@ -18,12 +19,12 @@ from __future__ import annotations
 
 import json
 import time
+from argparse import Namespace
 from pathlib import Path
 
 from _common import DATA, FLOWS, finish, middlebury_pairs, parser
 from twostream.cache_size import cache_size
 from twostream.config import load_config
-from twostream.evaluate import evaluate
 from twostream.extract import ExtractOptions, extract_all
 from twostream.flow import DEFAULT_METHOD, build_flow
 from twostream.flow.dis import DEFAULT_PRESET
@@ -90,12 +91,13 @@ def extract(stages: Stages, root: Path, out: Path, flow: str, bidirectional: boo
     return cache
 
 
-def trained(stages: Stages, out: Path, name: str, stream: str, split: int, cache: Path, overrides=()) -> Path:
-    """The run ``out/runs/<name>``: trained (once) with the stream's config, then scored on the test
-    videos with the full protocol and on the training videos with ``--train-positions``."""
-    run = out / "runs" / name
+def trained(stages: Stages, args: Namespace, name: str, stream: str, split: int, cache: Path,
+            overrides=()) -> Path:
+    """The run ``OUT/runs/<name>``, trained (once) with the stream's config, ``--set`` and ``overrides``."""
+    run = Path(args.out) / "runs" / name
     cfg = load_config(CONFIGS / f"ucf9_{stream}.yaml", [
-        f"tasks.0.splits={SPLITS}", f"tasks.0.fold={split}", f"tasks.0.cache={cache}", *overrides])
+        f"tasks.0.splits={args.splits_dir}", f"tasks.0.fold={split}", f"tasks.0.cache={cache}", *args.set,
+        *overrides])
     last = RunDir(run)
     def go() -> dict:
         metrics = train(cfg, run, resume=last.checkpoint.exists(), progress=False)
@@ -129,6 +131,9 @@ def main() -> None:
     p.add_argument("--root", required=True, help="build.sh's OUT folder (holds UCF-101/)")
     p.add_argument("--out", default="ucf9-run")
     p.add_argument("--splits", default="1")
+    p.add_argument("--splits-dir", default=str(SPLITS), help="UCF-101's split lists (classInd.txt, ...)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="config overrides for every training (e.g. run.device=cuda)")
     p.add_argument("--train-positions", type=int, default=5, help="positions per training video for the SVM")
     p.add_argument("--flows", default="", help="comma-separated flow methods for the flow table (split 1)")
     p.add_argument("--options", action="store_true", help="the paper's Table 2 variants on split 1")
@@ -142,17 +147,20 @@ def main() -> None:
         raise SystemExit(f"{root}: no UCF-101/ folder (make it with ../shared/data/ucf9/build.sh GITDIR {root})")
     out.mkdir(parents=True, exist_ok=True)
     stages = Stages(out / "times.json")
-    if args.skip_main and (args.flows or args.options):
-        raise SystemExit("--flows and --options compare with the main table's temporal run: drop --skip-main")
     figures, text = {"stages": stages.done}, []
+
+    def main_run(stream: str, split: int) -> Path:
+        """The main table's run of ``stream`` on ``split``, trained and scored (test, and training videos)."""
+        run = trained(stages, args, f"{stream}-split{split}", stream, split, extract(stages, root, out, BASE_FLOW))
+        scored(stages, run, "test", None)
+        scored(stages, run, "train", args.train_positions)
+        return run
+
+    splits = [] if args.skip_main else [int(s) for s in args.splits.split(",")]
     spatial, temporal = [], []
-    for split in [] if args.skip_main else (int(s) for s in args.splits.split(",")):
-        cache = extract(stages, root, out, BASE_FLOW)
-        for stream, runs in (("spatial", spatial), ("temporal", temporal)):
-            run = trained(stages, out, f"{stream}-split{split}", stream, split, cache)
-            scored(stages, run, "test", None)
-            scored(stages, run, "train", args.train_positions)
-            runs.append(run)
+    for split in splits:  # split by split: a shortened session leaves whole splits
+        spatial.append(main_run("spatial", split))
+        temporal.append(main_run("temporal", split))
     for metric, name in ((top_k_accuracy, "top-1"), (mean_class_accuracy, "mean class accuracy")):
         if not spatial:
             break
@@ -167,7 +175,7 @@ def main() -> None:
         top1 = {q: [] for q in qualities}
         for seed in range(args.seeds):  # seed by seed: a shortened session still compares every quality
             for quality, c in caches.items():
-                run = trained(stages, out, f"spatial-split1-rgb{quality}-seed{seed}", "spatial", 1, c,
+                run = trained(stages, args, f"spatial-split1-rgb{quality}-seed{seed}", "spatial", 1, c,
                               [f"run.seed={seed}", f"input.test_positions={args.quality_positions}"])
                 scored(stages, run, "test", None)
                 top1[quality].append(test_accuracy(run)[0])
@@ -179,12 +187,13 @@ def main() -> None:
                     f"{args.quality_positions} x 10)\n\n" + markdown(
                         ["RGB quality", "KB per RGB frame", "top-1 per seed", "mean", "spread"], rows))
 
+    # the flow table and Table 2 compare with the main temporal run on split 1, whatever --splits says
     if args.flows:
         rows = []
         for flow in [BASE_FLOW] + [f for f in args.flows.split(",") if f != BASE_FLOW]:
             c = extract(stages, root, out, flow)
-            run = temporal[0] if flow == BASE_FLOW else trained(stages, out, f"temporal-split1-{flow}", "temporal",
-                                                                1, c)
+            run = main_run("temporal", 1) if flow == BASE_FLOW else trained(
+                stages, args, f"temporal-split1-{flow}", "temporal", 1, c)
             scored(stages, run, "test", None)
             ext = stages.done[f"extract {c.name}"]
             epe = stages.run(f"middlebury {flow}", lambda: {"epe": middlebury_epe(flow)}, skip=True)["epe"]
@@ -197,11 +206,12 @@ def main() -> None:
              "temporal top-1", "mean class"], rows))
 
     if args.options:
-        rows = [["L = 10, flow stacking, mean subtraction (main table)", *map("{:.1%}".format, test_accuracy(temporal[0]))]]
+        base = main_run("temporal", 1)
+        rows = [["L = 10, flow stacking, mean subtraction (main table)", *map("{:.1%}".format, test_accuracy(base))]]
         for name, overrides in OPTIONS.items():
             c = extract(stages, root, out, BASE_FLOW, bidirectional="input.bidirectional=true" in overrides)
             slug = name.split(",")[0].replace(" ", "").replace("=", "").replace("-", "")
-            run = trained(stages, out, f"temporal-split1-{slug}", "temporal", 1, c, overrides)
+            run = trained(stages, args, f"temporal-split1-{slug}", "temporal", 1, c, overrides)
             scored(stages, run, "test", None)
             rows.append([name, *map("{:.1%}".format, test_accuracy(run))])
         figures["options"] = rows

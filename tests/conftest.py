@@ -60,6 +60,47 @@ def moving_frames():
     return _moving_frames
 
 
+def _ucf101_lists(official: Path, out: Path, folds: tuple[int, ...] = (1,)) -> list[str]:
+    """Writes ``out``: the real classInd.txt and the split lists of ``official`` for ``folds``, each cut to
+    the first training and the first test video of every class; returns those videos (relative paths,
+    ``Class/v_...avi``, each once)."""
+    out.mkdir(parents=True)
+    (out / "classInd.txt").write_text((official / "classInd.txt").read_text())
+    chosen = {}
+    for name in (f"{part}list0{fold}.txt" for fold in folds for part in ("train", "test")):
+        first = {}
+        for line in (official / name).read_text().splitlines():
+            if line.strip():
+                first.setdefault(line.split("/")[0], line.strip())
+        (out / name).write_text("\n".join(first.values()) + "\n")
+        chosen.update((line.split()[0], None) for line in first.values())
+    return list(chosen)
+
+
+@pytest.fixture(scope="session")
+def ucf101_lists():
+    """``ucf101_lists(official, out, folds=(1,)) -> videos``: UCF-101's split lists cut to one training and
+    one test video per class (see ``_ucf101_lists``)."""
+    return _ucf101_lists
+
+
+def _drifting_video(path: Path, rng: np.random.Generator, frames: int, size: int) -> None:
+    """Writes an MPEG-4 video of ``frames`` frames, ``size`` px square: a random texture drifting by a
+    random step of -1, 0 or 1 px per frame in x and y (for tests where the content does not matter)."""
+    from twostream.video import write_video
+
+    base = rng.integers(0, 256, (size + 2 * frames, size + 2 * frames, 3), dtype=np.uint8)
+    dx, dy = rng.integers(-1, 2, 2)
+    write_video(path, np.stack([base[frames + t * dy: frames + t * dy + size, frames + t * dx: frames + t * dx + size]
+                                for t in range(frames)]), codec="mpeg4")
+
+
+@pytest.fixture(scope="session")
+def drifting_video():
+    """``drifting_video(path, rng, frames, size)``: writes a tiny random drifting video (``_drifting_video``)."""
+    return _drifting_video
+
+
 @pytest.fixture(scope="session")
 def unit_record():
     """``unit_record(bidirectional=False)``: an extraction record for units a test writes by hand."""

@@ -27,22 +27,6 @@ def _lines(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
-def _ucf101_tree(official: Path, data: Path) -> list[str]:
-    """``data/ucfTrainTestlist``: the real classInd.txt and split-1 lists cut to the first training and the
-    first test video of every class; returns those videos (relative paths)."""
-    out = data / "ucfTrainTestlist"
-    out.mkdir(parents=True)
-    (out / "classInd.txt").write_text((official / "classInd.txt").read_text())
-    chosen = []
-    for name in ("trainlist01.txt", "testlist01.txt"):
-        first = {}
-        for line in _lines(official / name):
-            first.setdefault(line.split("/")[0], line)
-        (out / name).write_text("\n".join(first.values()) + "\n")
-        chosen += [line.split()[0] for line in first.values()]
-    return chosen
-
-
 def _hmdb51_tree(official: Path, data: Path) -> list[str]:
     """``data/testTrainMulti_7030_splits``: each class's split-1 file cut to its first training (1) and
     first test (2) video; returns those videos as ``class/name``."""
@@ -59,22 +43,15 @@ def _hmdb51_tree(official: Path, data: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def paper_tree(tmp_path_factory, shared_data) -> Path:
+def paper_tree(tmp_path_factory, shared_data, ucf101_lists, drifting_video) -> Path:
     """A working folder as the shipped configs expect it, with both data sets extracted."""
-    from twostream.video import write_video
-
     root = tmp_path_factory.mktemp("recipes")
     rng = np.random.default_rng(0)
     splits = shared_data / "splits"
-    for kind, videos in (("ucf101", _ucf101_tree(splits / "ucfTrainTestlist", root / "data")),
+    for kind, videos in (("ucf101", ucf101_lists(splits / "ucfTrainTestlist", root / "data" / "ucfTrainTestlist")),
                          ("hmdb51", _hmdb51_tree(splits / "testTrainMulti_7030_splits", root / "data"))):
         for rel in videos:
-            # each video: a random texture drifting by a random step (the content does not matter here)
-            base = rng.integers(0, 256, (SIZE + 2 * FRAMES, SIZE + 2 * FRAMES, 3), dtype=np.uint8)
-            dx, dy = rng.integers(-1, 2, 2)
-            frames = np.stack([base[FRAMES + t * dy: FRAMES + t * dy + SIZE, FRAMES + t * dx: FRAMES + t * dx + SIZE]
-                               for t in range(FRAMES)])
-            write_video(root / "videos" / kind / rel, frames, codec="mpeg4")
+            drifting_video(root / "videos" / kind / rel, rng, FRAMES, SIZE)
         assert main(["extract", str(root / "videos" / kind), str(root / "cache" / kind), "--short-side", "0",
                      "--workers", "2", "--quiet"]) == 0
     # "ImageNet" weights the test makes itself, where the fine-tuning recipes look for them

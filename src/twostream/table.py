@@ -37,6 +37,12 @@ def run_scores(run: str | Path, part: str, task: str | None = None, evaluate_mis
 HELD_OUT_ROW = "Fusion by SVM (fitted on held-out groups)"
 
 
+def _fold(run: str | Path, task: str | None) -> int:
+    """The split (fold) the run's task (its only one where ``task`` is None) was trained on."""
+    tasks = load_config(RunDir(run).config).tasks
+    return next(t.fold for t in tasks if task is None or t.name == task)
+
+
 def holds_out_groups(run: str | Path) -> bool:
     """Whether the run's tasks hold training groups out of the streams' training to fit the fusion on."""
     return any(t.fusion_groups for t in load_config(RunDir(run).config).tasks)
@@ -68,7 +74,7 @@ def splits_table(spatial: list[str | Path], temporal: list[str | Path], task: st
             acc.setdefault(HELD_OUT_ROW, []).append(metric(held.scores, held.labels))
     if HELD_OUT_ROW in acc and len(acc[HELD_OUT_ROW]) != len(spatial):
         raise UserError("either every split's runs hold groups out for the fusion, or none")
-    headers = ["method"] + [f"split {i + 1}" for i in range(len(spatial))] + ["mean"]
+    headers = ["method"] + [f"split {_fold(run, task)}" for run in spatial] + ["mean"]
     rows = [[name] + [f"{v:.1%}" for v in vals] + [f"{np.mean(vals):.1%}"] for name, vals in acc.items()]
     return headers, rows, acc
 

@@ -1,0 +1,66 @@
+"""benchmarks/ucf9.py end to end on a tree shaped like UCF-9 (the real split-1 and split-2 lists cut to one
+training and one test video per class, tiny generated videos for the first nine classes), with every table
+it makes (the main table, the flow table, the paper's Table 2) at their smallest size, and a second call
+that resumes every stage instead of redoing it."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ucf9.py"
+# 12 frames give L = 10 its 11 flow fields; every training 2 batches of 8, 2 test positions
+SHRINK = ["input.crop=56", "input.test_positions=2", "optim.batch_size=8", "optim.micro_batch=8",
+          "optim.iterations=2", "optim.milestones=[1]", "run.workers=0", "run.checkpoint_every=2",
+          "run.bf16_cpu=false"]
+
+
+def _run(args: list[str]) -> str:
+    done = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_ucf9_benchmark_makes_every_table_and_resumes_shared_data(shared_data, tmp_path, ucf101_lists,
+                                                                  drifting_video):
+    lists = tmp_path / "ucfTrainTestlist"
+    videos = ucf101_lists(shared_data / "splits" / "ucfTrainTestlist", lists, folds=(1, 2))
+    first9 = [line.split()[1] for line in (lists / "classInd.txt").read_text().splitlines()[:9]]
+    rng = np.random.default_rng(0)
+    ucf9 = [rel for rel in videos if rel.split("/")[0] in first9]  # the other classes' are absent, as in UCF-9
+    for rel in ucf9:
+        drifting_video(tmp_path / "ucf9" / "UCF-101" / rel, rng, 12, 64)
+    out = tmp_path / "run"
+    args = ["--root", str(tmp_path / "ucf9"), "--out", str(out), "--splits-dir", str(lists), "--splits", "2",
+            "--train-positions", "1", "--flows", "dis-ultrafast", "--options", "--json", str(tmp_path / "f.json"),
+            "--set", *SHRINK]
+    text = _run(args)
+
+    figures = json.loads((tmp_path / "f.json").read_text())
+    assert set(figures["top-1"]) == {"Spatial ConvNet", "Temporal ConvNet", "Fusion by averaging", "Fusion by SVM"}
+    assert all(len(v) == 1 and 0 <= v[0] <= 1 for v in figures["top-1"].values())
+    # the flow table: the main table's flow and the one asked for, each with its Middlebury error
+    assert [row[0] for row in figures["flows"]] == ["dis-medium", "dis-ultrafast"]
+    assert all(float(row[1]) > 0 for row in figures["flows"])
+    # Table 2: the main run and every variant, each trained on its own (bi-directional on its own cache)
+    assert len(figures["options"]) == 6 and figures["options"][0][1:] == figures["flows"][0][-2:]
+    # the main table on split 2; the flow table and Table 2 compare on split 1, whatever --splits says
+    assert "| method | split 2 | mean |" in text
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert runs == sorted(["spatial-split2", "temporal-split2", "temporal-split1", "temporal-split1-dis-ultrafast", "temporal-split1-L1",
+                           "temporal-split1-L5", "temporal-split1-trajectorystacking",
+                           "temporal-split1-bidirectional", "temporal-split1-nomeansubtraction"])
+    assert sorted(p.name for p in (out / "cache").iterdir()) == sorted(
+        ["dis-medium-rgb60", "dis-ultrafast-rgb60", "dis-medium-bidirectional-rgb60"])
+    stages = json.loads((out / "times.json").read_text())
+    extracted = stages["extract dis-medium-rgb60"]
+    assert extracted["extracted"] == len(ucf9) and not extracted["failed"]
+    assert "| Fusion by SVM |" in text and "Which flow" in text and "Table 2" in text
+
+    # a second call resumes: nothing is extracted, trained or scored again, and the tables are the same
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != "times.json"}
+    assert _run(args).split("Time per stage")[0] == text.split("Time per stage")[0]
+    assert json.loads((out / "times.json").read_text()) == stages
+    assert {p: p.stat().st_mtime_ns for p in before} == before
