@@ -10,6 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from twostream.extract import ExtractOptions
+from twostream.flow import DEFAULT_METHOD
+from twostream.flow.dis import DEFAULT_PRESET
+
+BASE = f"{DEFAULT_METHOD}-{DEFAULT_PRESET}"  # the main table's flow: extract's default, asked of its owners
+RGB = f"rgb{ExtractOptions.rgb_quality}"  # every cache folder names its RGB quality
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ucf9.py"
 # 12 frames give L = 10 its 11 flow fields; every training 2 batches of 8, 2 test positions
 SHRINK = ["input.crop=56", "input.test_positions=2", "optim.batch_size=8", "optim.micro_batch=8",
@@ -42,7 +48,7 @@ def test_ucf9_benchmark_makes_every_table_and_resumes_shared_data(shared_data, t
     assert set(figures["top-1"]) == {"Spatial ConvNet", "Temporal ConvNet", "Fusion by averaging", "Fusion by SVM"}
     assert all(len(v) == 1 and 0 <= v[0] <= 1 for v in figures["top-1"].values())
     # the flow table: the main table's flow and the one asked for, each with its Middlebury error
-    assert [row[0] for row in figures["flows"]] == ["dis-medium", "dis-ultrafast"]
+    assert [row[0] for row in figures["flows"]] == [BASE, "dis-ultrafast"]
     assert all(float(row[1]) > 0 for row in figures["flows"])
     # Table 2: the main run and every variant, each trained on its own (bi-directional on its own cache)
     assert len(figures["options"]) == 6 and figures["options"][0][1:] == figures["flows"][0][-2:]
@@ -53,9 +59,9 @@ def test_ucf9_benchmark_makes_every_table_and_resumes_shared_data(shared_data, t
                            "temporal-split1-L5", "temporal-split1-trajectorystacking",
                            "temporal-split1-bidirectional", "temporal-split1-nomeansubtraction"])
     assert sorted(p.name for p in (out / "cache").iterdir()) == sorted(
-        ["dis-medium-rgb60", "dis-ultrafast-rgb60", "dis-medium-bidirectional-rgb60"])
+        [f"{BASE}-{RGB}", f"dis-ultrafast-{RGB}", f"{BASE}-bidirectional-{RGB}"])
     stages = json.loads((out / "times.json").read_text())
-    extracted = stages["extract dis-medium-rgb60"]
+    extracted = stages[f"extract {BASE}-{RGB}"]
     assert extracted["extracted"] == len(ucf9) and not extracted["failed"]
     assert "| Fusion by SVM |" in text and "Which flow" in text and "Table 2" in text
 
