@@ -53,9 +53,32 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
 
 
 def finish(args: argparse.Namespace, figures: dict, text: str) -> None:
-    print(text)
+    """Prints the tables under the machine they were measured on; ``--json`` gets the figures and the machine."""
+    here = machine()
+    print(f"Machine: {here}\n\n{text}")
     if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=1))
+        Path(args.json).write_text(json.dumps({"machine": here, **figures}, indent=1))
+
+
+def machine() -> str:
+    """The machine the figures were measured on, as far as they depend on it: CPU model, torch's threads,
+    the widest vector unit, and whether bfloat16 is native (which decides a run's precision)."""
+    import platform
+
+    import torch
+
+    from twostream.precision import cpu_flags, cpu_has_native_bf16
+
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        info = ""
+    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")),
+                platform.processor() or platform.machine())
+    flags = cpu_flags(info)
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
+    bf16 = "native bfloat16" if cpu_has_native_bf16() else "no native bfloat16"
+    return ", ".join(x for x in (name, f"{torch.get_num_threads()} threads", vector, bf16) if x)
 
 
 def middlebury_pairs() -> list[tuple[str, "np.ndarray", "np.ndarray", "np.ndarray"]]:

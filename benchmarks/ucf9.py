@@ -22,7 +22,7 @@ import time
 from argparse import Namespace
 from pathlib import Path
 
-from _common import DATA, FLOWS, finish, middlebury_pairs, parser
+from _common import DATA, FLOWS, finish, machine, middlebury_pairs, parser
 from twostream.cache_size import cache_size
 from twostream.config import load_config
 from twostream.extract import ExtractOptions, extract_all
@@ -59,11 +59,12 @@ class Stages:
         self.done = json.loads(path.read_text()) if path.exists() else {}
 
     def run(self, name: str, fn, skip: bool = False) -> dict:
-        """Runs ``fn()`` (a dict of figures) unless ``skip`` and the stage is recorded; adds its seconds."""
+        """Runs ``fn()`` (a dict of figures) unless ``skip`` and the stage is recorded; adds its seconds and
+        the machine it ran on (a resumed run's stages may come from different machines)."""
         if not (skip and name in self.done):
             start = time.perf_counter()
             figures = fn() or {}
-            self.done[name] = {**figures, "seconds": round(time.perf_counter() - start, 1)}
+            self.done[name] = {**figures, "seconds": round(time.perf_counter() - start, 1), "machine": machine()}
             atomic_write_text(self.path, json.dumps(self.done, indent=1))
         return self.done[name]
 
@@ -101,7 +102,9 @@ def trained(stages: Stages, args: Namespace, name: str, stream: str, split: int,
     last = RunDir(run)
     def go() -> dict:
         metrics = train(cfg, run, resume=last.checkpoint.exists(), progress=False)
-        return {"iterations": cfg.optim.iterations, "last_train_accuracy": metrics.get("accuracy")}
+        # what ran, not what the config asked: run.bf16_cpu trains in float32 on a CPU without native bfloat16
+        return {"iterations": cfg.optim.iterations, "last_train_accuracy": metrics.get("accuracy"),
+                "precision": metrics.get("precision"), "samples_per_s": metrics.get("samples_per_s")}
 
     stages.run(f"train {name}", go, skip=last.checkpoint.exists())
     return run
@@ -218,8 +221,11 @@ def main() -> None:
         text.append("The paper's Table 2 on UCF-9 (temporal stream, split 1)\n\n"
                     + markdown(["input", "top-1", "mean class"], rows))
 
-    times = [[k, f"{v['seconds'] / 60:.1f}"] for k, v in stages.done.items()]
-    text.append("Time per stage (min; recorded when the stage ran)\n\n" + markdown(["stage", "minutes"], times))
+    times = [[k, f"{v['seconds'] / 60:.1f}", v.get("precision", ""),
+              f"{v['samples_per_s']:.0f}" if v.get("samples_per_s") else "", v.get("machine", "")]
+             for k, v in stages.done.items()]
+    text.append("Time per stage (recorded when the stage ran)\n\n" + markdown(
+        ["stage", "minutes", "precision", "training samples/s (last window)", "machine"], times))
     finish(args, figures, "\n\n".join(text))
 
 

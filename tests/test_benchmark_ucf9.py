@@ -64,6 +64,12 @@ def test_ucf9_benchmark_makes_every_table_and_resumes_shared_data(shared_data, t
     extracted = stages[f"extract {BASE}-{RGB}"]
     assert extracted["extracted"] == len(ucf9) and not extracted["failed"]
     assert "| Fusion by SVM |" in text and "Which flow" in text and "Table 2" in text
+    # each training says what it ran in (the config's bf16_cpu only asks) and how fast; every stage its machine
+    trainings = {k: v for k, v in stages.items() if k.startswith("train ")}
+    assert len(trainings) == len(runs) and all(v["precision"] == "float32" and v["samples_per_s"] > 0
+                                               for v in trainings.values())
+    assert len({v["machine"] for v in stages.values()}) == 1 and "threads" in extracted["machine"]
+    assert text.count("| float32 |") == len(runs)
 
     # a second call resumes: nothing is extracted, trained or scored again, and the tables are the same
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != "times.json"}

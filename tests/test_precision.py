@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -55,3 +57,24 @@ def test_training_with_bf16_keeps_float32_weights_and_a_finite_loss(tmp_path, ti
     assert loaded.dtype == torch.bfloat16  # evaluation and prediction follow the run's setting
     assert all(p.dtype == torch.float32 for p in loaded.model.parameters())
     assert torch.isfinite(torch.tensor(metrics["loss"]))
+
+
+def test_a_run_records_the_precision_it_ran_in_and_a_switch_on_resume(tmp_path, tiny_config, monkeypatch):
+    """``run.bf16_cpu`` only asks: a CPU without native bfloat16 trains in float32. The checkpoint and each
+    metrics line say which ran, and a run resumed on another kind of CPU records the switch."""
+    from twostream.checkpoint import load_checkpoint
+    from twostream.runs import RunDir
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    asked = ["run.bf16_cpu=true", "run.log_every=2"]
+    train(tiny_config("temporal", [*asked, "optim.iterations=4"]), tmp_path / "run", progress=False)
+    run = RunDir(tmp_path / "run")
+    assert load_checkpoint(run.checkpoint)["precision"] == "bfloat16"
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)  # resumed on an AVX2-only CPU
+    train(tiny_config("temporal", [*asked, "optim.iterations=6"]), tmp_path / "run", resume=True, progress=False)
+    ckpt = load_checkpoint(run.checkpoint)
+    assert ckpt["precision"] == "float32"
+    assert ckpt["resumes"] == [{"iteration": 4, "changes": [["optim.iterations", 4, 6],
+                                                            ["precision", "bfloat16", "float32"]]}]
+    lines = [json.loads(line) for line in run.metrics.read_text().splitlines()]
+    assert [(m["iteration"], m["precision"]) for m in lines] == [(2, "bfloat16"), (4, "bfloat16"), (6, "float32")]

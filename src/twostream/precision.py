@@ -13,10 +13,14 @@ import torch
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bfloat16 arithmetic
 
 
+def cpu_flags(cpuinfo: str) -> list[str]:
+    """The feature flags a /proc/cpuinfo text lists for its first processor."""
+    return next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+
+
 def native_bf16(cpuinfo: str) -> bool:
     """Whether a /proc/cpuinfo text lists a native bfloat16 flag on its first processor."""
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
-    return any(f in flags for f in CPU_BF16_FLAGS)
+    return any(f in cpu_flags(cpuinfo) for f in CPU_BF16_FLAGS)
 
 
 @lru_cache(maxsize=1)
@@ -36,6 +40,12 @@ def autocast_dtype(device: torch.device, amp: bool, bf16_cpu: bool) -> torch.dty
     if device.type == "cpu" and bf16_cpu and cpu_has_native_bf16():
         return torch.bfloat16
     return None
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """What a run records of the autocast it ran under: "float32" (none), "bfloat16" or "float16". The
+    config only asks (``run.bf16_cpu`` is ignored on a CPU without native bfloat16); this is what ran."""
+    return str(dtype or torch.float32).removeprefix("torch.")
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager:

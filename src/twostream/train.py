@@ -34,7 +34,7 @@ from .io import atomic_write_text, remove_leftovers
 from .models import input_convention
 from .resume import check_resume
 from .runs import RunDir
-from .precision import autocast, autocast_dtype
+from .precision import autocast, autocast_dtype, precision_name
 from .step import AllHeads, train_step
 
 
@@ -145,6 +145,12 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         ckpt = load_checkpoint(run.checkpoint)
         # the checkpoint's config read as today's (keys added since then take their defaults)
         changes = check_resume(to_dict(config_from_dict(ckpt["config"])), to_dict(cfg), ckpt["iteration"])
+    dtype = autocast_dtype(device, cfg.run.amp, cfg.run.bf16_cpu)
+    precision = precision_name(dtype)
+    if ckpt is not None and ckpt.get("precision", precision) != precision:
+        # the same config on a machine without native bfloat16 (or without a GPU) runs another precision:
+        # recorded like a config change, so the run says which iterations ran in which
+        changes.append(("precision", ckpt["precision"], precision))
     torch.manual_seed(cfg.run.seed)
 
     # data: one training set per task; validation on each task's test split
@@ -171,7 +177,6 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, o.milestones, o.gamma)
-    dtype = autocast_dtype(device, cfg.run.amp, cfg.run.bf16_cpu)
     # float16's narrow range needs the loss scaled; bfloat16 has float32's range and does not
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
 
@@ -242,7 +247,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                     dist.all_reduce(correct)
                 last = {"iteration": iteration, "loss": float(loss) / window["steps"],
                         "accuracy": int(correct) / (window["seen"] * world), "lr": scheduler.get_last_lr()[0],
-                        "samples_per_s": window["seen"] * world / seconds}
+                        "samples_per_s": window["seen"] * world / seconds, "precision": precision}
                 window = _new_window(device)
                 _check_finite(last["loss"], iteration, run.checkpoint)
                 if val_sets and (iteration % cfg.run.val_every == 0 or iteration == o.iterations):
@@ -261,7 +266,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                         "model": model.state_dict(), "model_args": model_args(cfg, classes), "config": to_dict(cfg),
                         "input_convention": convention, "classes": classes, "extraction": extraction, "iteration": iteration,
                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "scaler": scaler.state_dict(), "rng": _rng_state(), "window": totals, "resumes": resumes})
+                        "scaler": scaler.state_dict(), "rng": _rng_state(), "window": totals, "resumes": resumes,
+                        "precision": precision})
         if world > 1:
             _check_in_sync(model)
     finally:
