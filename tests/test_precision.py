@@ -59,7 +59,8 @@ def test_training_with_bf16_keeps_float32_weights_and_a_finite_loss(tmp_path, ti
     assert torch.isfinite(torch.tensor(metrics["loss"]))
 
 
-def test_a_run_records_the_precision_it_ran_in_and_a_switch_on_resume(tmp_path, tiny_config, monkeypatch):
+def test_a_run_records_the_precision_it_ran_in_and_a_switch_on_resume(tmp_path, tiny_config, monkeypatch,
+                                                                       capsys):
     """``run.bf16_cpu`` only asks: a CPU without native bfloat16 trains in float32. The checkpoint and each
     metrics line say which ran, and a run resumed on another kind of CPU records the switch."""
     from twostream.checkpoint import load_checkpoint
@@ -72,6 +73,9 @@ def test_a_run_records_the_precision_it_ran_in_and_a_switch_on_resume(tmp_path, 
     assert load_checkpoint(run.checkpoint)["precision"] == "bfloat16"
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)  # resumed on an AVX2-only CPU
     train(tiny_config("temporal", [*asked, "optim.iterations=6"]), tmp_path / "run", resume=True, progress=False)
+    out = capsys.readouterr().out
+    assert "no native bfloat16" in out and "training in float32" in out  # why this run is slower than asked
+    assert "resume at iteration 4: precision 'bfloat16' -> 'float32'" in out
     ckpt = load_checkpoint(run.checkpoint)
     assert ckpt["precision"] == "float32"
     assert ckpt["resumes"] == [{"iteration": 4, "changes": [["optim.iterations", 4, 6],

@@ -34,7 +34,7 @@ from .io import atomic_write_text, remove_leftovers
 from .models import input_convention
 from .resume import check_resume
 from .runs import RunDir
-from .precision import autocast, autocast_dtype, precision_name
+from .precision import CPU_BF16_FLAGS, autocast, autocast_dtype, precision_name
 from .step import AllHeads, train_step
 
 
@@ -151,6 +151,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         # the same config on a machine without native bfloat16 (or without a GPU) runs another precision:
         # recorded like a config change, so the run says which iterations ran in which
         changes.append(("precision", ckpt["precision"], precision))
+    if main_process and cfg.run.bf16_cpu and device.type == "cpu" and dtype is None:
+        print(f"run.bf16_cpu: this CPU has no native bfloat16 ({' or '.join(CPU_BF16_FLAGS)}), where it would be "
+              "slower than float32: training in float32")
     torch.manual_seed(cfg.run.seed)
 
     # data: one training set per task; validation on each task's test split
