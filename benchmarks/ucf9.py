@@ -4,13 +4,15 @@ configs/ucf9_{spatial,temporal}.yaml, scores the test videos with the test proto
 training videos with --train-positions x 10 crops (for the SVM), fuses, and prints the paper's Table 4
 layout (top-1 and mean class accuracy) with the time of every stage.
 
-    python benchmarks/ucf9.py --root DIR [--out ucf9-run] [--splits 1,2,3] [--json FILE]
+    python benchmarks/ucf9.py --root DIR [--out ucf9-run] [--splits 1,2,3] [--flow dis-medium] [--json FILE]
         [--splits-dir DIR] [--set KEY=VALUE ...]     # other split lists; overrides for every training
         [--flows dis-ultrafast,dis-fast,farneback]   # + the flow table: temporal top-1 per flow method
         [--options]                                  # + the paper's Table 2 variants on split 1
         [--rgb-qualities 75,85,95 --seeds 2]         # + spatial top-1 against the RGB JPEG quality
 
-DIR is what ../shared/data/ucf9/build.sh wrote (DIR/UCF-101/<Class>/*.avi). Every stage resumes: a
+--flow picks the main table's flow (and the flow table's and Table 2's base); runs on a flow other than
+extract's default carry its name (temporal-split1-farneback), so one OUT holds them all. DIR is what
+../shared/data/ucf9/build.sh wrote (DIR/UCF-101/<Class>/*.avi). Every stage resumes: a
 complete cache unit is not extracted again, a finished run is not trained again, score files are reused,
 and the time each stage took is kept in OUT/times.json so a resumed run still prints it.
 """
@@ -110,6 +112,12 @@ def trained(stages: Stages, args: Namespace, name: str, stream: str, split: int,
     return run
 
 
+def run_name(stream: str, split: int, flow: str) -> str:
+    """``OUT/runs/<name>`` of a main-table run: the flow is in the name unless it is the default (the
+    spatial stream reads only the RGB frames, the same in every cache of one RGB quality)."""
+    return f"{stream}-split{split}" + ("" if stream == "spatial" or flow == BASE_FLOW else f"-{flow}")
+
+
 def scored(stages: Stages, run: Path, part: str, positions: int | None) -> None:
     stages.run(f"evaluate {run.name} {part}", lambda: {"videos": len(run_scores(run, part, positions=positions,
                                                                                progress=False).labels)},
@@ -134,6 +142,7 @@ def main() -> None:
     p.add_argument("--root", required=True, help="build.sh's OUT folder (holds UCF-101/)")
     p.add_argument("--out", default="ucf9-run")
     p.add_argument("--splits", default="1")
+    p.add_argument("--flow", default=BASE_FLOW, choices=sorted(FLOWS), help="the main table's flow")
     p.add_argument("--splits-dir", default=str(SPLITS), help="UCF-101's split lists (classInd.txt, ...)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="config overrides for every training (e.g. run.device=cuda)")
@@ -154,7 +163,8 @@ def main() -> None:
 
     def main_run(stream: str, split: int) -> Path:
         """The main table's run of ``stream`` on ``split``, trained and scored (test, and training videos)."""
-        run = trained(stages, args, f"{stream}-split{split}", stream, split, extract(stages, root, out, BASE_FLOW))
+        run = trained(stages, args, run_name(stream, split, args.flow), stream, split,
+                      extract(stages, root, out, args.flow))
         scored(stages, run, "test", None)
         scored(stages, run, "train", args.train_positions)
         return run
@@ -169,12 +179,12 @@ def main() -> None:
             break
         headers, rows, acc = splits_table(spatial, temporal, evaluate_missing=False, metric=metric)
         figures[name] = acc
-        text.append(f"UCF-9, {name} (SVM fitted on the training videos' scores, {args.train_positions} x 10 "
+        text.append(f"UCF-9, {name} (flow {args.flow}; SVM fitted on the training videos' scores, {args.train_positions} x 10 "
                     f"crops each; test: 25 x 10)\n\n" + markdown(headers, rows))
 
     if args.rgb_qualities:
         qualities = sorted({int(q) for q in args.rgb_qualities.split(",")}, reverse=True)
-        caches = {q: extract(stages, root, out, BASE_FLOW, rgb_quality=q) for q in qualities}
+        caches = {q: extract(stages, root, out, args.flow, rgb_quality=q) for q in qualities}
         top1 = {q: [] for q in qualities}
         for seed in range(args.seeds):  # seed by seed: a shortened session still compares every quality
             for quality, c in caches.items():
@@ -193,10 +203,10 @@ def main() -> None:
     # the flow table and Table 2 compare with the main temporal run on split 1, whatever --splits says
     if args.flows:
         rows = []
-        for flow in [BASE_FLOW] + [f for f in args.flows.split(",") if f != BASE_FLOW]:
+        for flow in [args.flow] + [f for f in args.flows.split(",") if f != args.flow]:
             c = extract(stages, root, out, flow)
-            run = main_run("temporal", 1) if flow == BASE_FLOW else trained(
-                stages, args, f"temporal-split1-{flow}", "temporal", 1, c)
+            run = main_run("temporal", 1) if flow == args.flow else trained(
+                stages, args, run_name("temporal", 1, flow), "temporal", 1, c)
             scored(stages, run, "test", None)
             ext = stages.done[f"extract {c.name}"]
             epe = stages.run(f"middlebury {flow}", lambda: {"epe": middlebury_epe(flow)}, skip=True)["epe"]
@@ -212,9 +222,9 @@ def main() -> None:
         base = main_run("temporal", 1)
         rows = [["L = 10, flow stacking, mean subtraction (main table)", *map("{:.1%}".format, test_accuracy(base))]]
         for name, overrides in OPTIONS.items():
-            c = extract(stages, root, out, BASE_FLOW, bidirectional="input.bidirectional=true" in overrides)
+            c = extract(stages, root, out, args.flow, bidirectional="input.bidirectional=true" in overrides)
             slug = name.split(",")[0].replace(" ", "").replace("=", "").replace("-", "")
-            run = trained(stages, args, f"temporal-split1-{slug}", "temporal", 1, c, overrides)
+            run = trained(stages, args, f"{run_name('temporal', 1, args.flow)}-{slug}", "temporal", 1, c, overrides)
             scored(stages, run, "test", None)
             rows.append([name, *map("{:.1%}".format, test_accuracy(run))])
         figures["options"] = rows

@@ -1,7 +1,7 @@
 """benchmarks/ucf9.py end to end on a tree shaped like UCF-9 (the real split-1 and split-2 lists cut to one
 training and one test video per class, tiny generated videos for the first nine classes), with every table
-it makes (the main table, the flow table, the paper's Table 2) at their smallest size, and a second call
-that resumes every stage instead of redoing it."""
+it makes (the main table, the flow table, the paper's Table 2) at their smallest size, a second call
+that resumes every stage instead of redoing it, and a third with the main table on another flow."""
 
 import json
 import subprocess
@@ -76,3 +76,13 @@ def test_ucf9_benchmark_makes_every_table_and_resumes_shared_data(shared_data, t
     assert _run(args).split("Time per stage")[0] == text.split("Time per stage")[0]
     assert json.loads((out / "times.json").read_text()) == stages
     assert {p: p.stat().st_mtime_ns for p in before} == before
+
+    # --flow: the main table on another flow trains only its temporal runs, named by the flow, on the cache
+    # the flow table made; the spatial run (RGB only) is the same
+    main = [a for a in args if a not in ("--flows", "dis-ultrafast", "--options")]
+    other = _run([*main, "--flow", "dis-ultrafast"])
+    assert "flow dis-ultrafast;" in other and "| method | split 2 | mean |" in other
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted([*runs, "temporal-split2-dis-ultrafast"])
+    assert sorted(p.name for p in (out / "cache").iterdir()) == sorted(
+        [f"{BASE}-{RGB}", f"dis-ultrafast-{RGB}", f"{BASE}-bidirectional-{RGB}"])
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # the split-1 flow run and its cache too
