@@ -179,8 +179,8 @@ def main() -> None:
             break
         headers, rows, acc = splits_table(spatial, temporal, evaluate_missing=False, metric=metric)
         figures[name] = acc
-        text.append(f"UCF-9, {name} (flow {args.flow}; SVM fitted on the training videos' scores, {args.train_positions} x 10 "
-                    f"crops each; test: 25 x 10)\n\n" + markdown(headers, rows))
+        text.append(f"UCF-9, {name} (flow {args.flow}; SVM fitted on the training videos' scores, "
+                    f"{args.train_positions} x 10 crops each; test: 25 x 10)\n\n" + markdown(headers, rows))
 
     if args.rgb_qualities:
         qualities = sorted({int(q) for q in args.rgb_qualities.split(",")}, reverse=True)
