@@ -5,11 +5,13 @@ time beside it. Needs ../shared/data/clips/ucf101.
 
     python benchmarks/extract.py [--json FILE] [--methods dis-medium,farneback] [--device-methods brox]
                                  [--device auto] [--batch-pairs 32] [--rgb-qualities 75,85,95]
-                                 [--videos DIR --every N]
+                                 [--videos DIR --every N] [--short-side 128]
 
 ``--rgb-qualities``: the cache's bytes per frame (RGB, and RGB + a DIS medium flow field) at each RGB JPEG
 quality, on all clips at 340x256 (what the cache costs; the accuracy side is the UCF-9 benchmark's).
 ``--videos DIR --every N``: another folder of videos (e.g. UCF-9), every Nth of them in id order.
+``--short-side``: the frames' short side (default extract's, 256; UCF-9's recipe extracts at 128): with
+``--videos`` it times the flows side by side at the size a benchmark's cache was extracted at.
 
 The slow flows (TV-L1 ~0.25 s a pair here, the PyTorch ones ~0.4) run on two clips only (frames/s is per
 frame either way).
@@ -53,6 +55,8 @@ def main() -> None:
     p.add_argument("--rgb-qualities", default="", help="e.g. 75,85,95: cache bytes per frame at each")
     p.add_argument("--videos", help="a folder of videos instead of ../shared/data/clips/ucf101")
     p.add_argument("--every", type=int, default=1, help="every Nth video (id order) of --videos")
+    p.add_argument("--short-side", type=int, default=ExtractOptions.short_side,
+                   help="the frames' short side (0 keeps the size)")
     args = p.parse_args()
     if args.every < 1:
         raise SystemExit(f"--every must be >= 1, got {args.every}")
@@ -67,7 +71,7 @@ def main() -> None:
     for name, workers, where in runs:
         method, params = FLOWS[name]
         subset = videos[:2] if method in SLOW else videos
-        options = ExtractOptions(flow_method=method, flow_params=params)
+        options = ExtractOptions(flow_method=method, flow_params=params, short_side=args.short_side)
         frames, seconds, size = run(subset, options, workers, device if where else None, args.batch_pairs)
         figures[f"{name}/{workers}/{where or 'per pair'}"] = {
             "frames": frames, "seconds": seconds, "fps": frames / seconds, "rgb_bytes_per_frame": size.rgb_per_frame,
@@ -80,7 +84,9 @@ def main() -> None:
         sizes = []
         for quality in map(int, args.rgb_qualities.split(",")):
             method, params = FLOWS["dis-medium"]
-            frames, _, size = run(videos, ExtractOptions(flow_method=method, flow_params=params, rgb_quality=quality), 2)
+            options = ExtractOptions(flow_method=method, flow_params=params, rgb_quality=quality,
+                                     short_side=args.short_side)
+            frames, _, size = run(videos, options, 2)
             figures[f"rgb_quality/{quality}"] = {"videos": len(videos), "frames": frames,
                                                  "rgb_bytes_per_frame": size.rgb_per_frame,
                                                  "flow_bytes_per_field": size.flow_per_field}
