@@ -130,6 +130,9 @@ def test_accuracy(run: Path) -> tuple[float, float]:
     return top_k_accuracy(s.scores, s.labels), mean_class_accuracy(s.scores, s.labels)
 
 
+ACCURACY_COLUMNS = ["top-1", "mean class", "last training batches"]  # accuracy_cells' columns
+
+
 def accuracy_cells(stages: Stages, run: Path) -> list[str]:
     """A temporal run's cells in the flow table and Table 2: test top-1, mean class accuracy, and accuracy on
     its last training batches (how well the net fits: it tells underfitting from overfitting)."""
@@ -222,7 +225,7 @@ def main() -> None:
         figures["flows"] = rows
         text.append("Which flow (temporal stream, split 1)\n\n" + markdown(
             ["flow", "Middlebury EPE px", "extraction frames/s (2 workers)", "cache MB", "KB per flow field",
-             "temporal top-1", "mean class", "last training batches"], rows))
+             *ACCURACY_COLUMNS], rows))
 
     if args.options:
         base = main_run("temporal", 1)
@@ -235,7 +238,7 @@ def main() -> None:
             rows.append([name, *accuracy_cells(stages, run)])
         figures["options"] = rows
         text.append("The paper's Table 2 on UCF-9 (temporal stream, split 1)\n\n"
-                    + markdown(["input", "top-1", "mean class", "last training batches"], rows))
+                    + markdown(["input", *ACCURACY_COLUMNS], rows))
 
     times = [[k, f"{v['seconds'] / 60:.1f}", v.get("precision", ""),
               f"{v['samples_per_s']:.0f}" if v.get("samples_per_s") else "", v.get("machine", "")]
