@@ -128,7 +128,9 @@ def option_run(stages: Stages, args: Namespace, root: Path, name: str) -> Path:
     """The temporal run of Table 2's row ``name`` (a key of ``OPTIONS``) on split 1, trained and scored on
     the test videos; its run name is the main table's with the row's first words (``...-trajectorystacking``)."""
     overrides = OPTIONS[name]
-    cache = extract(stages, root, Path(args.out), args.flow, bidirectional="input.bidirectional=true" in overrides)
+    # the config says whether the row reads backward flow (its cache must then hold it)
+    bidirectional = load_config(CONFIGS / "ucf9_temporal.yaml", overrides).input.bidirectional
+    cache = extract(stages, root, Path(args.out), args.flow, bidirectional=bidirectional)
     slug = name.split(",")[0].replace(" ", "").replace("=", "").replace("-", "")
     run = trained(stages, args, f"{run_name('temporal', 1, args.flow)}-{slug}", "temporal", 1, cache, overrides)
     scored(stages, run, "test", None)
