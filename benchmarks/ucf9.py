@@ -94,11 +94,16 @@ def extract(stages: Stages, root: Path, out: Path, flow: str, bidirectional: boo
     return cache
 
 
+def recipe(stream: str) -> Path:
+    """The CPU recipe of ``stream`` ("spatial" or "temporal"): ``configs/ucf9_<stream>.yaml``."""
+    return CONFIGS / f"ucf9_{stream}.yaml"
+
+
 def trained(stages: Stages, args: Namespace, name: str, stream: str, split: int, cache: Path,
             overrides=()) -> Path:
     """The run ``OUT/runs/<name>``, trained (once) with the stream's config, ``--set`` and ``overrides``."""
     run = Path(args.out) / "runs" / name
-    cfg = load_config(CONFIGS / f"ucf9_{stream}.yaml", [
+    cfg = load_config(recipe(stream), [
         f"tasks.0.splits={args.splits_dir}", f"tasks.0.fold={split}", f"tasks.0.cache={cache}", *args.set,
         *overrides])
     last = RunDir(run)
@@ -129,7 +134,7 @@ def option_run(stages: Stages, args: Namespace, root: Path, name: str) -> Path:
     the test videos; its run name is the main table's with the row's first words (``...-trajectorystacking``)."""
     overrides = OPTIONS[name]
     # the config says whether the row reads backward flow (its cache must then hold it)
-    bidirectional = load_config(CONFIGS / "ucf9_temporal.yaml", overrides).input.bidirectional
+    bidirectional = load_config(recipe("temporal"), [*args.set, *overrides]).input.bidirectional
     cache = extract(stages, root, Path(args.out), args.flow, bidirectional=bidirectional)
     slug = name.split(",")[0].replace(" ", "").replace("=", "").replace("-", "")
     run = trained(stages, args, f"{run_name('temporal', 1, args.flow)}-{slug}", "temporal", 1, cache, overrides)
