@@ -15,6 +15,8 @@ extract's default carry its name (temporal-split1-farneback), so one OUT holds t
 ../shared/data/ucf9/build.sh wrote (DIR/UCF-101/<Class>/*.avi). Every stage resumes: a
 complete cache unit is not extracted again, a finished run is not trained again, score files are reused,
 and the time each stage took is kept in OUT/times.json so a resumed run still prints it.
+--set 'tasks.0.fusion_groups=[23,24,25]' holds those groups' training videos out of both streams' training
+(groups 22-25 train in every split) and scores them too: the table adds the SVM fitted on them.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from twostream.io import atomic_write_text
 from twostream.metrics import mean_class_accuracy, top_k_accuracy
 from twostream.runs import RunDir
 from twostream.sources import find_videos
-from twostream.table import markdown, run_scores, splits_table
+from twostream.table import holds_out_groups, markdown, run_scores, splits_table
 from twostream.train import train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -195,6 +197,8 @@ def main() -> None:
                       extract(stages, root, out, args.flow))
         scored(stages, run, "test", None)
         scored(stages, run, "train", args.train_positions)
+        if holds_out_groups(run):  # --set tasks.0.fusion_groups=[...]: the SVM's own videos, never trained on
+            scored(stages, run, "fusion", args.train_positions)
         return run
 
     splits = [] if args.skip_main else [int(s) for s in args.splits.split(",")]
@@ -207,7 +211,8 @@ def main() -> None:
             break
         headers, rows, acc = splits_table(spatial, temporal, evaluate_missing=False, metric=metric)
         figures[name] = acc
-        text.append(f"UCF-9, {name} (flow {args.flow}; SVM fitted on the training videos' scores, "
+        fitted = "the training videos'" + (" and on the held-out groups'" if holds_out_groups(spatial[0]) else "")
+        text.append(f"UCF-9, {name} (flow {args.flow}; SVM fitted on {fitted} scores, "
                     f"{args.train_positions} x 10 crops each; test: 25 x 10)\n\n" + markdown(headers, rows))
 
     if args.rgb_qualities:

@@ -13,6 +13,9 @@ import numpy as np
 from twostream.extract import ExtractOptions
 from twostream.flow import DEFAULT_METHOD
 from twostream.flow.dis import DEFAULT_PRESET
+from twostream.runs import RunDir
+from twostream.scores import read_scores
+from twostream.table import HELD_OUT_ROW
 
 BASE = f"{DEFAULT_METHOD}-{DEFAULT_PRESET}"  # the main table's flow: extract's default, asked of its owners
 RGB = f"rgb{ExtractOptions.rgb_quality}"  # every cache folder names its RGB quality
@@ -89,3 +92,38 @@ def test_ucf9_benchmark_makes_every_table_and_resumes_shared_data(shared_data, t
     assert sorted(p.name for p in (out / "cache").iterdir()) == sorted(
         [f"{BASE}-{RGB}", f"dis-ultrafast-{RGB}", f"{BASE}-bidirectional-{RGB}"])
     assert {p: p.stat().st_mtime_ns for p in before} == before  # the split-1 flow run and its cache too
+
+
+def test_ucf9_benchmark_fits_the_svm_on_held_out_groups_shared_data(shared_data, tmp_path, ucf101_lists,
+                                                                    drifting_video):
+    """--set tasks.0.fusion_groups=[25]: both streams train without group 25, whose training videos are
+    scored apart and fit the table's extra SVM row."""
+    lists = tmp_path / "ucfTrainTestlist"
+    official = shared_data / "splits" / "ucfTrainTestlist"
+    videos = ucf101_lists(official, lists, folds=(2,))
+    first9 = [line.split()[1] for line in (lists / "classInd.txt").read_text().splitlines()[:9]]
+    last = {}  # each class's last training video of split 2: group 25
+    for line in (official / "trainlist02.txt").read_text().splitlines():
+        if line.strip() and line.split("/")[0] in first9:
+            last[line.split("/")[0]] = line.split()[0]
+    assert all("_g25_" in v for v in last.values()) and len(last) == 9
+    with open(lists / "trainlist02.txt", "a") as f:
+        f.writelines(f"{v}\n" for v in last.values())
+    rng = np.random.default_rng(1)
+    for rel in [v for v in videos if v.split("/")[0] in first9] + list(last.values()):
+        drifting_video(tmp_path / "ucf9" / "UCF-101" / rel, rng, 12, 64)
+    out = tmp_path / "run"
+    text = _run(["--root", str(tmp_path / "ucf9"), "--out", str(out), "--splits-dir", str(lists), "--splits", "2",
+                 "--train-positions", "1", "--json", str(tmp_path / "f.json"),
+                 "--set", *SHRINK, "tasks.0.fusion_groups=[25]"])
+
+    figures = json.loads((tmp_path / "f.json").read_text())
+    assert set(figures["top-1"]) == {"Spatial ConvNet", "Temporal ConvNet", "Fusion by averaging", "Fusion by SVM",
+                                     HELD_OUT_ROW}
+    assert f"| {HELD_OUT_ROW} |" in text and "and on the held-out groups' scores" in text
+    held = sorted(v.removesuffix(".avi") for v in last.values())  # video ids: Class/v_Class_gGG_cCC
+    for stream in ("spatial", "temporal"):
+        run = RunDir(out / "runs" / f"{stream}-split2")
+        fusion, train = (read_scores(next(iter(run.score_files(part).values()))) for part in ("fusion", "train"))
+        assert sorted(fusion.video_ids) == held
+        assert not set(train.video_ids) & set(held) and len(train.video_ids) == 9
