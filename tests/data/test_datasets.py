@@ -125,6 +125,28 @@ def test_trajectory_stacking_follows_the_first_field(tmp_path):
     assert np.allclose(got[3], traj[3] - d1_mean, atol=1e-5)
 
 
+def test_multi_scale_crops_are_resized_and_stretch_the_flow(cache):
+    # the frames are 40 x 48: crop_scales [0.5] cuts 20 x 20 boxes, resized to the 32 x 32 crop, so the
+    # constant fields (in pixels of the frame) read 1.6x larger; a flip still negates x
+    train = TrainClips(SAMPLES, cache, temporal(length=2, mean_subtraction=False, crop_scales=[0.5]))
+    signs = set()
+    for seed in range(8):
+        item = train[(0, seed)]
+        x = batch_input(item, "cpu").numpy()
+        assert x.shape == (4, 32, 32)
+        for k in range(2):
+            fx, fy = field_value(int(item["positions"][0]) + k)
+            assert np.allclose(np.abs(x[2 * k]), 1.6 * abs(fx), atol=1e-4)
+            assert np.allclose(x[2 * k + 1], 1.6 * fy, atol=1e-4)
+        signs.add(float(np.sign(x[0, 0, 0])))
+    assert signs == {-1.0, 1.0}  # mirrored and not
+    spatial = TrainClips(SAMPLES, cache, InputOptions("spatial", crop=32, jitter=0.0, crop_scales=[1.0, 0.5]),
+                         "caffe")
+    assert batch_input(spatial[(1, 3)], "cpu").shape == (3, 32, 32)
+    with pytest.raises(UserError, match=r"crop_scales: .* in \(0, 1\]"):
+        InputOptions("spatial", crop_scales=[1.0, 1.2])
+
+
 def test_spatial_train_and_test_items(cache):
     train = TrainClips(SAMPLES, cache, InputOptions("spatial", crop=32, jitter=0.0), "caffe")
     x = batch_input(train[(0, 1)], "cpu")

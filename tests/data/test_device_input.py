@@ -61,6 +61,10 @@ def test_where_to_decode_follows_the_device_and_says_what_is_missing(monkeypatch
     assert where_to_decode("auto", torch.device("cuda"), traj) is None  # resampled on the CPU
     with pytest.raises(UserError, match="trajectory stacking resamples the flow on the CPU"):
         where_to_decode("device", CPU, traj)
+    scaled = InputOptions(stream="spatial", crop_scales=[1.0, 0.75])
+    assert where_to_decode("auto", torch.device("cuda"), scaled) is None  # resized by the workers
+    with pytest.raises(UserError, match="crop_scales resize the crops on the CPU"):
+        where_to_decode("device", CPU, scaled)
     with pytest.raises(UserError, match="run.decode must be one of"):
         where_to_decode("gpu", CPU, flow)
     monkeypatch.setattr(device_input, "torchvision_decoder", lambda: None)

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from twostream.data.sampling import (ClassBalancedSampler, bidirectional_indices, center_crop, evenly_spaced,
-                                     five_crops, num_positions, random_crop, stack_indices)
+                                     five_crops, num_positions, random_box, random_crop, stack_indices)
 
 
 @given(num_flows=st.integers(1, 400), length=st.integers(1, 20), data=st.data())
@@ -60,6 +60,21 @@ def test_crops_stay_inside(h, w, seed):
     assert 0 <= y <= h - 224 and 0 <= x <= w - 224
     for y, x in five_crops(h, w, 224):
         assert 0 <= y <= h - 224 and 0 <= x <= w - 224
+
+
+def test_random_box_is_the_plain_crop_without_scales_and_multi_scale_with_them():
+    # no scales: random_crop's box, from the same draws (seeds of earlier runs draw the same samples)
+    for seed in range(5):
+        plain = random_crop(128, 171, 112, np.random.default_rng(seed))
+        assert random_box(128, 171, 112, [], np.random.default_rng(seed)) == (*plain, 112, 112)
+    rng = np.random.default_rng(0)
+    boxes = [random_box(128, 171, 112, [1.0, 0.875, 0.75, 0.66], rng) for _ in range(400)]
+    sides = {128, 112, 96, 84}  # fractions of the short side 128, rounded
+    assert {h for _, _, h, _ in boxes} == sides and {w for _, _, _, w in boxes} == sides
+    assert any(h != w for _, _, h, w in boxes)  # height and width drawn apart: the aspect ratio varies
+    assert all(0 <= y <= 128 - h and 0 <= x <= 171 - w for y, x, h, w in boxes)
+    xs = [x for _, x, _, w in boxes if w == 84]  # may start anywhere in 0..87 along the long side
+    assert min(xs) <= 8 and max(xs) >= 79
 
 
 def test_five_crops_layout():

@@ -2,8 +2,8 @@ import numpy as np
 import torch
 
 from twostream.conventions import CONVENTIONS
-from twostream.data.transforms import (as_planes, flow_planes, flow_sign, flow_to_input, rgb_planes, ten_crop,
-                                       trajectory_resample)
+from twostream.data.transforms import (Planes, as_planes, flow_planes, flow_sign, flow_to_input, rgb_planes,
+                                       ten_crop, trajectory_resample)
 
 
 def test_flow_stacking_channel_order_and_mean_subtraction():
@@ -32,6 +32,28 @@ def test_flip_negates_every_x_channel_and_mirrors():
     rgb = as_planes(x[:3]).crop(1, 0, 1, flip=True).full()
     assert rgb[:, 0, 0].tolist() == [3, 9, 15]  # RGB: mirrored, never negated
     assert as_planes(x).crop(0, 0, 2, flip=False).full().tolist() == x[:, :2, :2].tolist()
+
+
+def test_resized_planes_stretch_flow_values_with_the_image():
+    # two fields' worth of channels on an 8 x 16 box; channel c is the ramp c + 2x along x
+    ramp = np.arange(16, dtype=np.float32) * 2
+    codes = np.stack([np.broadcast_to(c + ramp, (8, 16)) for c in range(4)]).astype(np.float32)
+    planes = Planes(codes, np.float32([1, 1, 2, 2]), np.float32([0, 0, -1, -1]))
+    flow = planes.resized(32, flow_sign(2))
+    assert flow.codes.shape == (4, 32, 32)
+    # bilinear with pixel centres aligned: output column j reads input x = j/2 - 1/4, i.e. code c + j - 1/2,
+    # in channel order (channels are not mixed) and the right way round (not mirrored or transposed)
+    cols = np.arange(2, 30)
+    for c in range(4):
+        assert np.allclose(flow.codes[c][:, cols], c + cols - 0.5, atol=1e-4)
+    # flow is in pixels of the frame: x components (sign -1) stretch by 32/16, y components by 32/8
+    assert flow.scale.tolist() == [2, 4, 4, 8] and flow.offset.tolist() == [0, 0, -2, -4]
+    rgb = planes.resized(32)  # RGB values never change with the frame's size
+    assert rgb.scale.tolist() == [1, 1, 2, 2] and rgb.offset.tolist() == [0, 0, -1, -1]
+    square = Planes(codes[:, :, :8], planes.scale, planes.offset)
+    assert square.resized(8) is square  # already that size: nothing to do
+    one = Planes(codes[:1].astype(np.uint8), np.ones(1, np.float32), np.zeros(1, np.float32)).resized(12)
+    assert one.codes.shape == (1, 12, 12) and one.codes.dtype == np.uint8  # cv2 drops a lone channel: put back
 
 
 def test_trajectory_stacking_follows_the_motion():

@@ -1,8 +1,9 @@
 """torch Datasets of cached videos, one small class per behaviour. Items are dicts.
 
 ``TrainClips``: key ``(video index, sample seed)`` (from ``ClassBalancedSampler``); one random frame or
-          stack, a random ``crop`` x ``crop`` crop from anywhere in the frame, a random horizontal flip
-          (flow x negated), RGB jitter. ``input`` is ``Tensor[C, S, S]``.
+          stack, a random ``crop`` x ``crop`` crop from anywhere in the frame (or with ``crop_scales`` a
+          box of random size resized to it), a random horizontal flip (flow x negated), RGB jitter.
+          ``input`` is ``Tensor[C, S, S]``.
 ``ValClips``: key = video index; the centre frame or stack, centre crop. ``input`` is ``Tensor[C, S, S]``.
 ``TestClips``: key = video index; ``test_positions`` evenly spaced frames or stacks at full size,
           ``input`` is ``Tensor[P, C, H, W]``; ``TestClips.crops`` turns it into the paper's ten crops,
@@ -90,15 +91,17 @@ class TrainClips(Clips):
     ``offset`` ``[C]``; ``transforms.batch_input`` makes the float input of a batch."""
 
     def __getitem__(self, key: tuple[int, int]) -> dict:
-        index, p, planes, (y0, x0, flip) = self._draw(key, self.reader.load)
-        crop = planes.crop(y0, x0, self.options.crop, flip, self.reader.sign)
+        index, p, planes, (y0, x0, h, w, flip) = self._draw(key, self.reader.load)
+        crop = planes.crop(y0, x0, (h, w), flip, self.reader.sign).resized(self.options.crop, self.reader.sign)
         # the crop's codes, not floats: ``transforms.batch_input`` converts a batch where it is used
         return self._item(index, crop.codes, np.int64([p])) | {"scale": torch.from_numpy(crop.scale),
                                                                "offset": torch.from_numpy(crop.offset)}
 
-    def _draw(self, key: tuple[int, int], read: Callable) -> tuple[int, int, Any, tuple[int, int, bool]]:
-        """Sample ``key`` (video index, seed): (index, position, ``read(video, position, rng)``, crop
-        (y0, x0, flip)), drawn in this order from the seed's generator, whatever ``read`` makes."""
+    def _draw(self, key: tuple[int, int], read: Callable
+              ) -> tuple[int, int, Any, tuple[int, int, int, int, bool]]:
+        """Sample ``key`` (video index, seed): (index, position, ``read(video, position, rng)``, crop box
+        (y0, x0, h, w, flip)), drawn in this order from the seed's generator, whatever ``read`` makes; the
+        box is crop x crop unless ``crop_scales`` (``sampling.random_box``)."""
         if not isinstance(key, tuple):
             raise TypeError("training items are keyed (video index, seed): use ClassBalancedSampler")
         index, seed = key
@@ -106,8 +109,8 @@ class TrainClips(Clips):
         video = self.video(index)
         p = int(rng.integers(self.reader.num_positions(video)))
         got = read(video, p, rng)
-        y0, x0 = sampling.random_crop(*video.frame_size, self.options.crop, rng)
-        return index, p, got, (y0, x0, bool(rng.integers(2)))
+        box = sampling.random_box(*video.frame_size, self.options.crop, self.options.crop_scales, rng)
+        return index, p, got, (*box, bool(rng.integers(2)))
 
 
 class ValClips(Clips):

@@ -53,16 +53,20 @@ def opencv_decode(jpegs: list[torch.Tensor], color: bool, device: torch.device) 
 
 def where_to_decode(where: str, device: torch.device, options: InputOptions) -> Decoder | None:
     """The decoder of the device path, or None for the workers' path. ``auto``: the device path on CUDA
-    when torchvision is installed and the stream's input can be decoded there (not trajectory stacks);
-    ``device``: the device path, or an error saying what is missing; ``workers``: decode in the workers."""
+    when torchvision is installed and the stream's input can be decoded there (not trajectory stacks,
+    not multi-scale crops); ``device``: the device path, or an error saying what is missing; ``workers``:
+    decode in the workers."""
     if where not in DECODE:
         raise UserError(f"run.decode must be one of {', '.join(DECODE)}, got {where!r}")
-    decodable = options.stream == "spatial" or options.stacking == "flow"
-    if where == "workers" or (where == "auto" and (device.type != "cuda" or not decodable)):
+    cpu_only = []  # what only the workers' path does
+    if options.stream == "temporal" and options.stacking != "flow":
+        cpu_only.append(f"{options.stacking} stacking resamples the flow")
+    if options.crop_scales:
+        cpu_only.append("crop_scales resize the crops")
+    if where == "workers" or (where == "auto" and (device.type != "cuda" or cpu_only)):
         return None
-    if not decodable:
-        raise UserError(f"run.decode=device: {options.stacking} stacking resamples the flow on the CPU; "
-                        "set run.decode=workers")
+    if cpu_only:
+        raise UserError(f"run.decode=device: {' and '.join(cpu_only)} on the CPU; set run.decode=workers")
     decode = torchvision_decoder()
     if decode is None and where == "device":
         raise UserError("run.decode=device needs torchvision (pip install 'twostream[torchvision]')")
@@ -76,7 +80,7 @@ class EncodedTrainClips(TrainClips):
     Batch them with ``collate_encoded``; ``decode_batch`` makes the model's input."""
 
     def __getitem__(self, key: tuple[int, int]) -> dict:
-        index, p, enc, (y0, x0, flip) = self._draw(key, self.reader.encoded)
+        index, p, enc, (y0, x0, _, _, flip) = self._draw(key, self.reader.encoded)  # h = w = crop: no crop_scales
         sign = np.ones(self.channels, np.float32) if self.reader.sign is None else self.reader.sign
         return self._about(index, np.int64([p])) | {
             "jpegs": [torch.from_numpy(np.frombuffer(j, np.uint8).copy()) for j in enc.jpegs],

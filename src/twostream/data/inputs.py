@@ -41,6 +41,9 @@ class InputOptions:
     bidirectional: bool = False  # L/2 forward + L/2 backward fields (needs extract --bidirectional)
     mean_subtraction: bool = True  # each field minus its mean vector (camera-motion compensation)
     test_positions: int = 25  # frames/stacks per video at test time (each x 10 crops)
+    # multi-scale training crops (not the paper's; TSN's): [] cuts crop x crop pixels; else the box's height
+    # and width are each a fraction from this list of the frame's short side, resized to crop x crop
+    crop_scales: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.stream not in STREAMS:
@@ -52,6 +55,8 @@ class InputOptions:
                 raise UserError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if self.jitter < 0:
             raise UserError(f"jitter: must be >= 0, got {self.jitter}")
+        if any(not 0 < f <= 1 for f in self.crop_scales):
+            raise UserError(f"crop_scales: fractions of the frame's short side, each in (0, 1]; got {self.crop_scales}")
         if self.bidirectional:
             sampling.check_bidirectional_length(self.length, "length")
             if self.stacking == "trajectory":

@@ -58,6 +58,19 @@ def random_crop(height: int, width: int, size: int, rng: np.random.Generator) ->
     return int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
 
 
+def random_box(height: int, width: int, size: int, scales: Sequence[float], rng: np.random.Generator
+               ) -> tuple[int, int, int, int]:
+    """(y, x, h, w) of a training crop's box. No ``scales``: the ``size`` x ``size`` crop of ``random_crop``
+    (the same draws from ``rng``). Else multi-scale cropping: h and w each drawn from ``scales`` as fractions
+    of the frame's short side (so the aspect ratio varies too), the box placed uniformly in the frame; the
+    caller resizes it to ``size`` x ``size``."""
+    if not scales:
+        return (*random_crop(height, width, size, rng), size, size)
+    short = min(height, width)
+    h, w = (max(1, round(scales[int(i)] * short)) for i in rng.integers(len(scales), size=2))
+    return int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)), h, w
+
+
 def center_crop(height: int, width: int, size: int) -> tuple[int, int]:
     _check_crop(height, width, size)
     return (height - size) // 2, (width - size) // 2

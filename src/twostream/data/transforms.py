@@ -34,14 +34,32 @@ class Planes:
     def shape(self) -> tuple[int, ...]:
         return self.codes.shape
 
-    def crop(self, y0: int, x0: int, size: int, flip: bool = False, sign: np.ndarray | None = None) -> Planes:
-        """The planes of the crop ``[C, size, size]`` at (y0, x0); when ``flip``, mirrored horizontally
-        with channel c multiplied by ``sign[c]`` (flow: the x channels change sign)."""
-        codes, scale, offset = self.codes[:, y0:y0 + size, x0:x0 + size], self.scale, self.offset
+    def crop(self, y0: int, x0: int, size: int | tuple[int, int], flip: bool = False,
+             sign: np.ndarray | None = None) -> Planes:
+        """The planes of the crop ``[C, size, size]`` (or ``[C, h, w]`` for ``size`` (h, w)) at (y0, x0); when
+        ``flip``, mirrored horizontally with channel c multiplied by ``sign[c]`` (flow: the x channels
+        change sign)."""
+        h, w = (size, size) if isinstance(size, int) else size
+        codes, scale, offset = self.codes[:, y0:y0 + h, x0:x0 + w], self.scale, self.offset
         if flip:
             codes = codes[:, :, ::-1]
             scale, offset = signed(scale, offset, sign)
         return Planes(np.ascontiguousarray(codes), scale, offset)
+
+    def resized(self, size: int, sign: np.ndarray | None = None) -> Planes:
+        """The planes resized (bilinear) to ``[C, size, size]``. Flow (``sign`` given: its negative channels
+        are the x components) is in pixels of the frame, so its values stretch with the image: x channels
+        times size / w, y channels times size / h, folded into the scale and offset. RGB (``sign`` None)
+        keeps its values."""
+        c, h, w = self.codes.shape
+        if (h, w) == (size, size):
+            return self
+        codes = cv2.resize(self.codes.transpose(1, 2, 0), (size, size), interpolation=cv2.INTER_LINEAR)
+        codes = np.ascontiguousarray(codes.reshape(size, size, c).transpose(2, 0, 1))  # cv2 drops a lone channel axis
+        if sign is None:
+            return Planes(codes, self.scale, self.offset)
+        stretch = np.where(np.asarray(sign) < 0, size / w, size / h).astype(np.float32)
+        return Planes(codes, self.scale * stretch, self.offset * stretch)
 
     def full(self) -> np.ndarray:
         """The input they stand for, ``float32[C, H, W]``."""
