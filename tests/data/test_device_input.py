@@ -37,6 +37,12 @@ def _both_paths(synth_cache, options, decode):
     return expected, decode_batch(batch, CPU, decode)
 
 
+def test_device_path_refuses_multi_scale_crops_it_would_not_resize(synth_cache):
+    samples = [Sample(v, 0) for v in list_cached(synth_cache["cache"])]
+    with pytest.raises(UserError, match="crop_scales resize the crops on the CPU"):
+        EncodedTrainClips(samples, synth_cache["cache"], InputOptions(crop=48, crop_scales=[1.0, 0.75]), "caffe")
+
+
 @pytest.mark.parametrize("name", list(OPTIONS))
 def test_device_path_gives_the_workers_input(synth_cache, name):
     # the same decoder (OpenCV's): equal but for the float rounding of the flow means

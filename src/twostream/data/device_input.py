@@ -79,8 +79,13 @@ class EncodedTrainClips(TrainClips):
     ``int64[4]`` (y0, x0, size, flip), ``sign``, ``scale`` and ``offset`` ``float32[C]``, ``subtract_mean``.
     Batch them with ``collate_encoded``; ``decode_batch`` makes the model's input."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.options.crop_scales:  # decode_batch cuts crop x crop boxes and never resizes
+            raise UserError("crop_scales resize the crops on the CPU: the device path takes fixed crops")
+
     def __getitem__(self, key: tuple[int, int]) -> dict:
-        index, p, enc, (y0, x0, _, _, flip) = self._draw(key, self.reader.encoded)  # h = w = crop: no crop_scales
+        index, p, enc, (y0, x0, _, _, flip) = self._draw(key, self.reader.encoded)  # h = w = crop (__init__)
         sign = np.ones(self.channels, np.float32) if self.reader.sign is None else self.reader.sign
         return self._about(index, np.int64([p])) | {
             "jpegs": [torch.from_numpy(np.frombuffer(j, np.uint8).copy()) for j in enc.jpegs],

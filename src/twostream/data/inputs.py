@@ -56,7 +56,8 @@ class InputOptions:
         if self.jitter < 0:
             raise UserError(f"jitter: must be >= 0, got {self.jitter}")
         if any(not 0 < f <= 1 for f in self.crop_scales):
-            raise UserError(f"crop_scales: fractions of the frame's short side, each in (0, 1]; got {self.crop_scales}")
+            raise UserError(f"crop_scales: fractions of the frame's short side, each in (0, 1]; "
+                            f"got {self.crop_scales}")
         if self.bidirectional:
             sampling.check_bidirectional_length(self.length, "length")
             if self.stacking == "trajectory":

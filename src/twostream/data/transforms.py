@@ -55,7 +55,8 @@ class Planes:
         if (h, w) == (size, size):
             return self
         codes = cv2.resize(self.codes.transpose(1, 2, 0), (size, size), interpolation=cv2.INTER_LINEAR)
-        codes = np.ascontiguousarray(codes.reshape(size, size, c).transpose(2, 0, 1))  # cv2 drops a lone channel axis
+        # back to [C, size, size]; the reshape restores the axis cv2 drops for a lone channel
+        codes = np.ascontiguousarray(codes.reshape(size, size, c).transpose(2, 0, 1))
         if sign is None:
             return Planes(codes, self.scale, self.offset)
         stretch = np.where(np.asarray(sign) < 0, size / w, size / h).astype(np.float32)
