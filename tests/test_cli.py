@@ -34,3 +34,17 @@ def test_run_folder_layout_has_one_owner(tmp_path):
     assert run.score_files("test") == {"hmdb51": run.scores("hmdb51", "test"), "ucf101": run.scores("ucf101", "test")}
     with pytest.raises(ValueError, match="split part must be one of train, test, fusion, got .val."):
         run.scores("ucf101", "val")
+
+
+def test_train_takes_overrides_before_and_after_its_options(monkeypatch, tmp_path, capsys):
+    seen = []
+    monkeypatch.setattr(cli, "_cmd_train", lambda args: seen.append((args.overrides, args.run, args.quiet)) or 0)
+    argv = ["train", "c.yaml", "optim.lr=0.02", "--run-dir", str(tmp_path / "r"), "optim.iterations=5",
+            "--quiet", "tasks.0.fold=2"]
+    assert cli.main(argv) == 0
+    assert seen == [(["optim.lr=0.02", "optim.iterations=5", "tasks.0.fold=2"], str(tmp_path / "r"), True)]
+    with pytest.raises(SystemExit) as exc:  # a stray word is still refused, by name
+        cli.main(["train", "c.yaml", "--quiet", "optim.lr=0.02", "stray"])
+    assert exc.value.code == 2 and "unrecognized arguments: stray" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # commands without overrides take no key=value
+        cli.main(["evaluate", str(tmp_path), "a=b"])
