@@ -144,3 +144,9 @@ def test_a_diverging_run_stops_with_a_clear_error_and_keeps_finite_weights(tiny_
         train(cfg, run, progress=False)
     saved = torch.load(run / "checkpoint.pt", weights_only=False)  # the first step's, at least
     assert 1 <= saved["iteration"] < 12 and all(torch.isfinite(v).all() for v in saved["model"].values())
+    # diverged before its first checkpoint: the error must not point at weights that were never written
+    early = tmp_path / "early"
+    cfg = tiny_config("temporal", ["optim.lr=1e8", "optim.iterations=12", "run.log_every=4", "run.checkpoint_every=12"])
+    with pytest.raises(UserError, match=r"diverged before its first checkpoint, so .*checkpoint.pt was not written"):
+        train(cfg, early, progress=False)
+    assert not (early / "checkpoint.pt").exists()

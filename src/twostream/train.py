@@ -104,8 +104,11 @@ def _window_totals(window: dict, world: int) -> dict:
 def _check_finite(loss: float, iteration: int, checkpoint: Path) -> None:
     """Stop a diverged run before it writes NaN weights over its last good checkpoint."""
     if not math.isfinite(loss):
-        raise UserError(f"training diverged: the loss is {loss} by iteration {iteration}; {checkpoint} holds the "
-                        "last finite weights (lower optim.lr, or raise optim.batch_size, and train again)")
+        # a run can diverge before its first checkpoint: then there are no weights to point at
+        kept = (f"{checkpoint} holds the last finite weights" if checkpoint.exists() else
+                f"it diverged before its first checkpoint, so {checkpoint} was not written")
+        raise UserError(f"training diverged: the loss is {loss} by iteration {iteration}; {kept} (lower optim.lr, "
+                        "or raise optim.batch_size, and train again)")
 
 
 def _trim_metrics(path: Path, iteration: int) -> None:
