@@ -6,6 +6,7 @@ layout (top-1 and mean class accuracy) with the time of every stage.
 
     python benchmarks/ucf9.py --root DIR [--out ucf9-run] [--splits 1,2,3] [--flow dis-medium] [--json FILE]
         [--splits-dir DIR] [--set KEY=VALUE ...]     # other split lists; overrides for every training
+        [--set-spatial KEY=VALUE ...] [--set-temporal KEY=VALUE ...]   # overrides for one stream's trainings
         [--flows dis-ultrafast,dis-fast,farneback]   # + the flow table: temporal top-1 per flow method
         [--options]                                  # + the paper's Table 2 variants on split 1
         [--rgb-qualities 75,85,95 --seeds 2]         # + spatial top-1 against the RGB JPEG quality
@@ -101,13 +102,19 @@ def recipe(stream: str) -> Path:
     return CONFIGS / f"ucf9_{stream}.yaml"
 
 
+def stream_overrides(args: Namespace, stream: str) -> list[str]:
+    """The command line's overrides for ``stream``'s trainings: ``--set``, then ``--set-<stream>``."""
+    return [*args.set, *getattr(args, f"set_{stream}")]
+
+
 def trained(stages: Stages, args: Namespace, name: str, stream: str, split: int, cache: Path,
             overrides=()) -> Path:
-    """The run ``OUT/runs/<name>``, trained (once) with the stream's config, ``--set`` and ``overrides``."""
+    """The run ``OUT/runs/<name>``, trained (once) with the stream's config, ``--set``, the stream's own
+    ``--set-<stream>`` and ``overrides``, in that order (a later one wins)."""
     run = Path(args.out) / "runs" / name
     cfg = load_config(recipe(stream), [
-        f"tasks.0.splits={args.splits_dir}", f"tasks.0.fold={split}", f"tasks.0.cache={cache}", *args.set,
-        *overrides])
+        f"tasks.0.splits={args.splits_dir}", f"tasks.0.fold={split}", f"tasks.0.cache={cache}",
+        *stream_overrides(args, stream), *overrides])
     last = RunDir(run)
     def go() -> dict:
         metrics = train(cfg, run, resume=last.checkpoint.exists(), progress=False)
@@ -136,8 +143,8 @@ def option_run(stages: Stages, args: Namespace, root: Path, name: str) -> Path:
     the test videos; its run name is the main table's with the row's first words (``...-trajectorystacking``)."""
     overrides = OPTIONS[name]
     # the config says whether the row reads backward flow (its cache must then hold it)
-    bidirectional = load_config(recipe("temporal"), [*args.set, *overrides]).input.bidirectional
-    cache = extract(stages, root, Path(args.out), args.flow, bidirectional=bidirectional)
+    config = load_config(recipe("temporal"), [*stream_overrides(args, "temporal"), *overrides])
+    cache = extract(stages, root, Path(args.out), args.flow, bidirectional=config.input.bidirectional)
     slug = name.split(",")[0].replace(" ", "").replace("=", "").replace("-", "")
     run = trained(stages, args, f"{run_name('temporal', 1, args.flow)}-{slug}", "temporal", 1, cache, overrides)
     scored(stages, run, "test", None)
@@ -176,6 +183,9 @@ def main() -> None:
     p.add_argument("--splits-dir", default=str(SPLITS), help="UCF-101's split lists (classInd.txt, ...)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="config overrides for every training (e.g. run.device=cuda)")
+    for stream in ("spatial", "temporal"):  # e.g. a longer temporal schedule, the spatial recipe unchanged
+        p.add_argument(f"--set-{stream}", nargs="*", default=[], metavar="KEY=VALUE",
+                       help=f"config overrides for the {stream} stream's trainings only (after --set)")
     p.add_argument("--train-positions", type=int, default=5, help="positions per training video for the SVM")
     p.add_argument("--flows", default="", help="comma-separated flow methods for the flow table (split 1)")
     p.add_argument("--options", action="store_true", help="the paper's Table 2 variants on split 1")

@@ -98,7 +98,7 @@ def test_ucf9_benchmark_makes_every_table_and_resumes_shared_data(shared_data, t
 def test_ucf9_benchmark_fits_the_svm_on_held_out_groups_shared_data(shared_data, tmp_path, ucf101_lists,
                                                                     drifting_video):
     """--set tasks.0.fusion_groups=[25]: both streams train without group 25, whose training videos are
-    scored apart and fit the table's extra SVM row."""
+    scored apart and fit the table's extra SVM row; --set-temporal reaches the temporal training alone."""
     lists = tmp_path / "ucfTrainTestlist"
     official = shared_data / "splits" / "ucfTrainTestlist"
     videos = ucf101_lists(official, lists, folds=(2,))
@@ -117,7 +117,8 @@ def test_ucf9_benchmark_fits_the_svm_on_held_out_groups_shared_data(shared_data,
     out = tmp_path / "run"
     text = _run(["--root", str(tmp_path / "ucf9"), "--out", str(out), "--splits-dir", str(lists), "--splits", "2",
                  "--train-positions", "1", "--json", str(tmp_path / "f.json"),
-                 "--set", *SHRINK, "tasks.0.fusion_groups=[25]"])
+                 "--set", *SHRINK, "tasks.0.fusion_groups=[25]",
+                 "--set-temporal", "optim.iterations=3", "optim.milestones=[2]"])
 
     figures = json.loads((tmp_path / "f.json").read_text())
     assert set(figures["top-1"]) == {"Spatial ConvNet", "Temporal ConvNet", "Fusion by averaging", "Fusion by SVM",
@@ -128,3 +129,5 @@ def test_ucf9_benchmark_fits_the_svm_on_held_out_groups_shared_data(shared_data,
         fusion, train = (read_scores(next(iter(run.score_files(part).values()))) for part in ("fusion", "train"))
         assert sorted(fusion.video_ids) == held
         assert not set(train.video_ids) & set(held) and len(train.video_ids) == 9
+    stages = json.loads((out / "times.json").read_text())
+    assert [stages[f"train {s}-split2"]["iterations"] for s in ("spatial", "temporal")] == [2, 3]
