@@ -30,6 +30,7 @@ from pathlib import Path
 from _common import DATA, FLOWS, finish, machine, middlebury_pairs, parser
 from twostream.cache_size import cache_size
 from twostream.config import load_config
+from twostream.data.inputs import STREAMS
 from twostream.extract import ExtractOptions, extract_all
 from twostream.flow import DEFAULT_METHOD, build_flow
 from twostream.flow.dis import DEFAULT_PRESET
@@ -183,7 +184,7 @@ def main() -> None:
     p.add_argument("--splits-dir", default=str(SPLITS), help="UCF-101's split lists (classInd.txt, ...)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="config overrides for every training (e.g. run.device=cuda)")
-    for stream in ("spatial", "temporal"):  # e.g. a longer temporal schedule, the spatial recipe unchanged
+    for stream in STREAMS:  # e.g. a longer temporal schedule, the spatial recipe unchanged
         p.add_argument(f"--set-{stream}", nargs="*", default=[], metavar="KEY=VALUE",
                        help=f"config overrides for the {stream} stream's trainings only (after --set)")
     p.add_argument("--train-positions", type=int, default=5, help="positions per training video for the SVM")
