@@ -29,6 +29,7 @@ from pathlib import Path
 
 from _common import DATA, FLOWS, finish, machine, middlebury_pairs, parser
 from twostream.cache_size import cache_size
+from twostream.checkpoint import load_checkpoint
 from twostream.config import load_config
 from twostream.data.inputs import STREAMS
 from twostream.extract import ExtractOptions, extract_all
@@ -118,10 +119,14 @@ def trained(stages: Stages, args: Namespace, name: str, stream: str, split: int,
         *stream_overrides(args, stream), *overrides])
     last = RunDir(run)
     def go() -> dict:
+        # a training stopped part way (a session's end) resumes from its checkpoint; the stage's minutes are
+        # then the last attempt's only, so it records where that attempt began
+        begun = load_checkpoint(last.checkpoint, mmap=True)["iteration"] if last.checkpoint.exists() else 0
         metrics = train(cfg, run, resume=last.checkpoint.exists(), progress=False)
         # what ran, not what the config asked: run.bf16_cpu trains in float32 on a CPU without native bfloat16
         return {"iterations": cfg.optim.iterations, "last_train_accuracy": metrics.get("accuracy"),
-                "precision": metrics.get("precision"), "samples_per_s": metrics.get("samples_per_s")}
+                "precision": metrics.get("precision"), "samples_per_s": metrics.get("samples_per_s"),
+                **({"resumed_at": begun} if begun else {})}
 
     stages.run(f"train {name}", go, skip=last.checkpoint.exists())
     return run
@@ -270,7 +275,8 @@ def main() -> None:
         text.append("The paper's Table 2 on UCF-9 (temporal stream, split 1)\n\n"
                     + markdown(["input", *ACCURACY_COLUMNS], rows))
 
-    times = [[k, f"{v['seconds'] / 60:.1f}", v.get("precision", ""),
+    times = [[k + (f" (resumed at iteration {v['resumed_at']}: minutes from there)" if "resumed_at" in v else ""),
+              f"{v['seconds'] / 60:.1f}", v.get("precision", ""),
               f"{v['samples_per_s']:.0f}" if v.get("samples_per_s") else "", v.get("machine", "")]
              for k, v in stages.done.items()]
     text.append("Time per stage (recorded when the stage ran)\n\n" + markdown(

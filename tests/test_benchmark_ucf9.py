@@ -116,10 +116,11 @@ def test_ucf9_benchmark_fits_the_svm_on_held_out_groups_shared_data(shared_data,
     for rel in [v for v in videos if v.split("/")[0] in first9] + list(last.values()):
         drifting_video(tmp_path / "ucf9" / "UCF-101" / rel, rng, 12, 64)
     out = tmp_path / "run"
-    text = _run(["--root", str(tmp_path / "ucf9"), "--out", str(out), "--splits-dir", str(lists), "--splits", "2",
-                 "--train-positions", "1", "--json", str(tmp_path / "f.json"),
-                 "--set", *SHRINK, "tasks.0.fusion_groups=[25]",
-                 "--set-temporal", "optim.iterations=3", "optim.milestones=[2]"])
+    args = ["--root", str(tmp_path / "ucf9"), "--out", str(out), "--splits-dir", str(lists), "--splits", "2",
+            "--train-positions", "1", "--json", str(tmp_path / "f.json"),
+            "--set", *SHRINK, "tasks.0.fusion_groups=[25]",
+            "--set-temporal", "optim.iterations=3", "optim.milestones=[2]"]
+    text = _run(args)
 
     figures = json.loads((tmp_path / "f.json").read_text())
     assert set(figures["top-1"]) == {"Spatial ConvNet", "Temporal ConvNet", "Fusion by averaging", "Fusion by SVM",
@@ -134,3 +135,17 @@ def test_ucf9_benchmark_fits_the_svm_on_held_out_groups_shared_data(shared_data,
     ran = [torch.load(RunDir(out / "runs" / f"{s}-split2").checkpoint, weights_only=False)["iteration"]
            for s in ("spatial", "temporal")]
     assert ran == [2, 3]
+
+    # a training stopped part way (its stage unrecorded, its scores unwritten) resumes from its checkpoint, and
+    # the stage says where: its minutes are that attempt's only
+    stages = json.loads((out / "times.json").read_text())
+    del stages["train temporal-split2"]
+    (out / "times.json").write_text(json.dumps(stages))
+    for part in ("test", "train", "fusion"):
+        for f in RunDir(out / "runs" / "temporal-split2").score_files(part).values():
+            f.unlink()
+    text = _run(args[:-2] + ["optim.iterations=4", "optim.milestones=[2]"])
+    assert json.loads((out / "times.json").read_text())["train temporal-split2"]["resumed_at"] == 3
+    assert torch.load(RunDir(out / "runs" / "temporal-split2").checkpoint, weights_only=False)["iteration"] == 4
+    assert "| train temporal-split2 (resumed at iteration 3: minutes from there) |" in text
+    assert "train spatial-split2 (resumed" not in text
