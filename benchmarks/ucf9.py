@@ -122,7 +122,7 @@ def trained(stages: Stages, args: Namespace, name: str, stream: str, split: int,
         # a training stopped part way (a session's end) resumes from its checkpoint; the stage's minutes are
         # then the last attempt's only, so it records where that attempt began
         begun = load_checkpoint(last.checkpoint, mmap=True)["iteration"] if last.checkpoint.exists() else 0
-        metrics = train(cfg, run, resume=last.checkpoint.exists(), progress=False)
+        metrics = train(cfg, run, resume=begun > 0, progress=False)  # checkpoints are written from iteration 1
         # what ran, not what the config asked: run.bf16_cpu trains in float32 on a CPU without native bfloat16
         return {"iterations": cfg.optim.iterations, "last_train_accuracy": metrics.get("accuracy"),
                 "precision": metrics.get("precision"), "samples_per_s": metrics.get("samples_per_s"),

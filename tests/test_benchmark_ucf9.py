@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from twostream.extract import ExtractOptions
 from twostream.flow import DEFAULT_METHOD
 from twostream.data.splits import video_group
 from twostream.flow.dis import DEFAULT_PRESET
+from twostream.checkpoint import load_checkpoint
 from twostream.runs import RunDir
 from twostream.scores import read_scores
 from twostream.table import HELD_OUT_ROW
@@ -132,7 +132,7 @@ def test_ucf9_benchmark_fits_the_svm_on_held_out_groups_shared_data(shared_data,
         assert sorted(fusion.video_ids) == held
         assert not set(train.video_ids) & set(held) and len(train.video_ids) == 9
     # what each training ran (its checkpoint's iteration), not only what its config asked
-    ran = [torch.load(RunDir(out / "runs" / f"{s}-split2").checkpoint, weights_only=False)["iteration"]
+    ran = [load_checkpoint(RunDir(out / "runs" / f"{s}-split2").checkpoint)["iteration"]
            for s in ("spatial", "temporal")]
     assert ran == [2, 3]
 
@@ -141,11 +141,14 @@ def test_ucf9_benchmark_fits_the_svm_on_held_out_groups_shared_data(shared_data,
     stages = json.loads((out / "times.json").read_text())
     del stages["train temporal-split2"]
     (out / "times.json").write_text(json.dumps(stages))
+    temporal = RunDir(out / "runs" / "temporal-split2")
     for part in ("test", "train", "fusion"):
-        for f in RunDir(out / "runs" / "temporal-split2").score_files(part).values():
+        for f in temporal.score_files(part).values():
             f.unlink()
-    text = _run(args[:-2] + ["optim.iterations=4", "optim.milestones=[2]"])
+    text = _run([*args[:args.index("--set-temporal") + 1], "optim.iterations=4", "optim.milestones=[2]"])
     assert json.loads((out / "times.json").read_text())["train temporal-split2"]["resumed_at"] == 3
-    assert torch.load(RunDir(out / "runs" / "temporal-split2").checkpoint, weights_only=False)["iteration"] == 4
+    assert load_checkpoint(temporal.checkpoint)["iteration"] == 4
+    # resumed, not trained again: the first attempt's last line stays, the new one follows it
+    assert [json.loads(line)["iteration"] for line in temporal.metrics.read_text().splitlines()] == [3, 4]
     assert "| train temporal-split2 (resumed at iteration 3: minutes from there) |" in text
     assert "train spatial-split2 (resumed" not in text
