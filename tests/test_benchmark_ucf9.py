@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from twostream.checkpoint import load_checkpoint
+from twostream.data.splits import video_group
 from twostream.extract import ExtractOptions
 from twostream.flow import DEFAULT_METHOD
-from twostream.data.splits import video_group
 from twostream.flow.dis import DEFAULT_PRESET
-from twostream.checkpoint import load_checkpoint
 from twostream.runs import RunDir
 from twostream.scores import read_scores
 from twostream.table import HELD_OUT_ROW
