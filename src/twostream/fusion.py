@@ -91,7 +91,8 @@ LIBLINEAR_MAX_ITER = 100_000
 def _svm(c: float, multi_class: str):
     from sklearn.svm import LinearSVC
 
-    return LinearSVC(C=c, multi_class=multi_class, max_iter=LIBLINEAR_MAX_ITER, random_state=0)  # liblinear shuffles
+    # random_state: liblinear shuffles
+    return LinearSVC(C=c, multi_class=multi_class, max_iter=LIBLINEAR_MAX_ITER, random_state=0)
 
 
 def choose_c(features: np.ndarray, labels: np.ndarray, groups: np.ndarray | None, multi_class: str) -> float:
