@@ -2,6 +2,7 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy.special import softmax
 
 from twostream.data.splits import Sample, Split
 from twostream.fusion import (C_GRID, average, choose_weight, cv_folds, fuse, groups_of, svm_features, svm_fusion,
@@ -148,8 +149,7 @@ def _confident_scores(rng, labels, k, wrong=0.03, sharpness=8.0):
     target[flip] = rng.integers(0, k, int(flip.sum()))
     logits = rng.normal(0, 1, (len(labels), k))
     logits[np.arange(len(labels)), target] += sharpness
-    e = np.exp(logits - logits.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
+    return softmax(logits, axis=1)
 
 
 @pytest.mark.parametrize("seed, converges", [(1, True), (0, False)])
@@ -159,8 +159,8 @@ def test_svm_warns_only_when_liblinear_stops_at_its_cap(seed, converges):
     # and stops at its own cap of 100,000 for seed 0, which must still be reported.
     from sklearn.exceptions import ConvergenceWarning
 
-    rng = np.random.default_rng(seed)
-    k, labels = 9, rng.integers(0, 9, 700)
+    rng, k = np.random.default_rng(seed), 9
+    labels = rng.integers(0, k, 700)
     a, b = _confident_scores(rng, labels, k), _confident_scores(rng, labels, k)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

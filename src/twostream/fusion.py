@@ -84,7 +84,8 @@ def cv_folds(labels: np.ndarray, groups: np.ndarray | None, n_splits: int = 5) -
 
 # liblinear's Crammer-Singer solver ignores max_iter and stops at its own 100,000 iterations, while
 # scikit-learn warns whenever the solver took max_iter or more: any other value either warns about fits that
-# did converge (it warned on UCF-9's cross-validation folds at C=100) or hides ones that did not.
+# did converge (it warned on UCF-9's cross-validation folds at C=100) or hides ones that did not. The
+# one-vs-rest solver does honour it: for `svm-ovr` it is simply a generous cap.
 LIBLINEAR_MAX_ITER = 100_000
 
 
