@@ -37,6 +37,10 @@ def test_yaml_then_overrides(tmp_path):
     ("model.arch=vgg", "model.arch: must be one of cnn_m_2048, resnet18"),
     ("input.length=3;input.bidirectional=true", "input.length: bi-directional stacks need an even length"),
     ("lr", "must look like key=value"),
+    # found by the fuzz test: keys with a line break, which messages starting with the key must not carry
+    ("0\n=\x1b", "0: the value '\\x1b' is not valid YAML"),
+    ("0\n0=", "'0\\n0': not a config key"),
+    ("optim.l r=1", "'optim.l r': not a config key"),
     ("model.pretrained.path=x", "model.pretrained: must be a string"),
 ])
 def test_bad_keys_and_values_are_named(override, message):
@@ -49,6 +53,13 @@ def test_top_level_unknown_key_in_file(tmp_path):
     with pytest.raises(ConfigError, match="optimiser: unknown key; allowed: tasks, input, model, optim, run"):
         load_config(tmp_path / "c.yaml")
     assert Config().optim.batch_size == 256
+
+
+def test_unknown_key_in_file_is_shown_on_one_line(tmp_path):
+    (tmp_path / "c.yaml").write_text('optim:\n  "l\\nr": 1\n  7: 2\n')
+    with pytest.raises(ConfigError, match=re.escape("optim.'l\\nr': unknown key")) as exc:
+        load_config(tmp_path / "c.yaml")
+    assert "\n" not in str(exc.value)
 
 
 def test_shipped_configs_load():

@@ -202,8 +202,9 @@ def _from_dict(cls: type, data: Any, prefix: str = "") -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in data.items():
-        if key not in fields:
-            raise ConfigError(f"{dot}{key}: unknown key; allowed: {', '.join(fields)}")
+        if key not in fields:  # a file's key may hold anything YAML allows: shown as a repr unless plain
+            shown = key if isinstance(key, str) and key.isidentifier() else _show(key)
+            raise ConfigError(f"{dot}{shown}: unknown key; allowed: {', '.join(fields)}")
         kwargs[key] = _convert(value, hints[key], f"{dot}{key}")
         choices = fields[key].metadata.get("choices")
         if choices is not None and kwargs[key] not in choices:
@@ -219,7 +220,11 @@ def apply_override(data: dict, override: str) -> None:
     if "=" not in override:
         raise ConfigError(f"override {_show(override)} must look like key=value (e.g. optim.lr=0.01)")
     key, raw = override.split("=", 1)
-    parts = key.strip().split(".")
+    key = key.strip()
+    parts = key.split(".")
+    # every message below starts with the key: it must be one line of field names and list indices
+    if not all(part.isascii() and (part.isidentifier() or part.isdigit()) for part in parts):
+        raise ConfigError(f"{_show(key)}: not a config key (field names and list indices, e.g. tasks.0.fold)")
     node: Any = data
     for i, part in enumerate(parts[:-1]):
         if not isinstance(node, (dict, list)):
