@@ -144,6 +144,11 @@ class ConfigError(UserError):
     """A config key with a bad value, or an unknown key: the message starts with the key."""
 
 
+def _plain_key(part: Any) -> bool:
+    """A key part a message can start with as it is: an ASCII field name or list index (no line break)."""
+    return isinstance(part, str) and part.isascii() and (part.isidentifier() or part.isdigit())
+
+
 def _show(value: Any) -> str:
     """A bounded repr for messages: never expands a large (or YAML-aliased) value in full."""
     return _REPR.repr(value)
@@ -203,7 +208,7 @@ def _from_dict(cls: type, data: Any, prefix: str = "") -> Any:
     kwargs = {}
     for key, value in data.items():
         if key not in fields:  # a file's key may hold anything YAML allows: shown as a repr unless plain
-            shown = key if isinstance(key, str) and key.isidentifier() else _show(key)
+            shown = key if _plain_key(key) else _show(key)
             raise ConfigError(f"{dot}{shown}: unknown key; allowed: {', '.join(fields)}")
         kwargs[key] = _convert(value, hints[key], f"{dot}{key}")
         choices = fields[key].metadata.get("choices")
@@ -222,8 +227,7 @@ def apply_override(data: dict, override: str) -> None:
     key, raw = override.split("=", 1)
     key = key.strip()
     parts = key.split(".")
-    # every message below starts with the key: it must be one line of field names and list indices
-    if not all(part.isascii() and (part.isidentifier() or part.isdigit()) for part in parts):
+    if not all(map(_plain_key, parts)):  # every message below starts with the key
         raise ConfigError(f"{_show(key)}: not a config key (field names and list indices, e.g. tasks.0.fold)")
     node: Any = data
     for i, part in enumerate(parts[:-1]):
